@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: MIT */
+/* Name resolution: a parsed endp becomes the ordered list of endps to try.
+ * Rewrite rules first, then static hosts, then getaddrinfo(). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ctx-private.h"
+#include "endp-private.h"
+#include "util.h"
+
+#define MAX_REWRITE_DEPTH 8
+
+struct list {
+        conduit_endp **v;
+        size_t n, cap;
+};
+
+static int push(struct list *l, conduit_endp *e)
+{
+        if (l->n + 2 > l->cap) {
+                size_t cap = l->cap ? l->cap * 2 : 8;
+                conduit_endp **v = realloc(l->v, cap * sizeof(*v));
+                if (!v) {
+                        conduit_endp_free(e);
+                        return -ENOMEM;
+                }
+                l->v = v;
+                l->cap = cap;
+        }
+        l->v[l->n++] = e;
+        l->v[l->n] = NULL;
+        return 0;
+}
+
+static void list_clear(struct list *l)
+{
+        for (size_t i = 0; i < l->n; i++)
+                conduit_endp_free(l->v[i]);
+        free(l->v);
+        *l = (struct list){ 0 };
+}
+
+conduit_endp **conduit_endp_list_free(conduit_endp **list)
+{
+        if (!list)
+                return NULL;
+        for (conduit_endp **p = list; *p; p++)
+                conduit_endp_free(*p);
+        free(list);
+        return NULL;
+}
+
+/* A copy of the TCP endp e with address sa (no port) filled in. */
+static int push_addr(struct list *l, const conduit_endp *e, const struct sockaddr *sa,
+                     const char *zone)
+{
+        for (size_t i = 0; i < l->n; i++) {
+                /* getaddrinfo may list one address several times */
+                const conduit_endp *o = l->v[i];
+                if (o->kind == CONDUIT_ENDP_TCP && o->has_addr &&
+                    o->addr.ss_family == sa->sa_family &&
+                    memcmp(&o->addr, sa,
+                           sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                    : sizeof(struct sockaddr_in6)) == 0)
+                        return 0;
+        }
+        conduit_endp *c;
+        if (conduit_endp_copy(e, &c) < 0)
+                return -ENOMEM;
+        memset(&c->addr, 0, sizeof(c->addr));
+        if (sa->sa_family == AF_INET) {
+                struct sockaddr_in *in = (struct sockaddr_in *)&c->addr;
+                in->sin_family = AF_INET;
+                in->sin_addr = ((const struct sockaddr_in *)sa)->sin_addr;
+        } else {
+                struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&c->addr;
+                in6->sin6_family = AF_INET6;
+                in6->sin6_addr = ((const struct sockaddr_in6 *)sa)->sin6_addr;
+        }
+        c->has_addr = true;
+        c->family = AF_UNSPEC; /* the address says it */
+        free(c->zone);
+        c->zone = NULL;
+        if (zone && !(c->zone = strdup(zone))) {
+                conduit_endp_free(c);
+                return -ENOMEM;
+        }
+        return push(l, c);
+}
+
+/* The rewrite rule whose suffix matches host by whole labels, longest
+ * first. *label gets the length of the labels before the suffix. */
+static const struct conduit__rewrite *find_rewrite(const conduit_ctx *ctx, const char *host,
+                                                   size_t *label)
+{
+        const struct conduit__rewrite *best = NULL;
+        size_t hl = strlen(host);
+        if (hl && host[hl - 1] == '.')
+                hl--;
+        for (size_t i = 0; i < ctx->n_rewrites; i++) {
+                const struct conduit__rewrite *rw = &ctx->rewrites[i];
+                size_t sl = strlen(rw->suffix);
+                if (sl > hl || strncasecmp(host + hl - sl, rw->suffix, sl) != 0)
+                        continue;
+                if (sl < hl && host[hl - sl - 1] != '.')
+                        continue;
+                if (!best || sl > strlen(best->suffix)) {
+                        best = rw;
+                        *label = sl < hl ? hl - sl - 1 : 0;
+                }
+        }
+        return best;
+}
+
+/* Fills the template of a rewrite rule. */
+static char *fill_template(const char *tmpl, const char *host, size_t label_len, uint32_t port)
+{
+        char *out = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&out, &size);
+        if (!f)
+                return NULL;
+        for (const char *p = tmpl; *p; p++) {
+                if (strncmp(p, "{host}", 6) == 0) {
+                        fputs(host, f);
+                        p += 5;
+                } else if (strncmp(p, "{label}", 7) == 0) {
+                        fwrite(host, 1, label_len, f);
+                        p += 6;
+                } else if (strncmp(p, "{port}", 6) == 0) {
+                        fprintf(f, "%u", port);
+                        p += 5;
+                } else {
+                        fputc(*p, f);
+                }
+        }
+        if (fclose(f) != 0) {
+                free(out);
+                return NULL;
+        }
+        return out;
+}
+
+static int expand(conduit_ctx *ctx, const conduit_endp *e, struct list *out, int depth);
+
+static int expand_name(conduit_ctx *ctx, const conduit_endp *e, struct list *out, int depth)
+{
+        size_t label = 0;
+        const struct conduit__rewrite *rw = find_rewrite(ctx, e->host, &label);
+        if (rw) {
+                if (depth >= MAX_REWRITE_DEPTH)
+                        return conduit__set_error(CONDUIT_E_NOT_FOUND, "rewrite rules loop on '%s'",
+                                                  e->host);
+                char *uri = fill_template(rw->target, e->host, label, e->port);
+                if (!uri)
+                        return -ENOMEM;
+                conduit__log(ctx, CONDUIT_LOG_DEBUG, "rewrite %s (rule *.%s) -> %s", e->host,
+                             rw->suffix, uri);
+                conduit_endp *t = NULL;
+                int r = conduit_ctx_parse(ctx, uri, &t);
+                if (r < 0) {
+                        conduit__set_error(r, "rewrite of '%s' gave '%s': %s", e->host, uri,
+                                           conduit__error_message());
+                        free(uri);
+                        return r;
+                }
+                free(uri);
+                r = expand(ctx, t, out, depth + 1);
+                conduit_endp_free(t);
+                return r;
+        }
+
+        size_t before = out->n;
+        for (size_t i = 0; i < ctx->n_hosts; i++) {
+                const struct conduit__host *h = &ctx->hosts[i];
+                size_t hl = strlen(e->host);
+                if (hl && e->host[hl - 1] == '.')
+                        hl--;
+                if (strlen(h->name) != hl || strncasecmp(h->name, e->host, hl) != 0)
+                        continue;
+                char addr[INET6_ADDRSTRLEN + 64];
+                snprintf(addr, sizeof(addr), "%s", h->address);
+                char *zone = strchr(addr, '%');
+                if (zone)
+                        *zone++ = '\0';
+                struct sockaddr_storage ss = { 0 };
+                if (inet_pton(AF_INET, addr, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+                        ss.ss_family = AF_INET;
+                else if (inet_pton(AF_INET6, addr, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+                        ss.ss_family = AF_INET6;
+                else
+                        continue;
+                if (e->family != AF_UNSPEC && e->family != ss.ss_family)
+                        continue;
+                int r = push_addr(out, e, (struct sockaddr *)&ss, zone);
+                if (r < 0)
+                        return r;
+        }
+        if (out->n > before) {
+                conduit__log(ctx, CONDUIT_LOG_DEBUG, "'%s': %zu static address(es)", e->host,
+                             out->n - before);
+                return 0;
+        }
+
+        struct addrinfo hints = { .ai_family = e->family, .ai_socktype = SOCK_STREAM };
+        struct addrinfo *res = NULL;
+        int g = getaddrinfo(e->host, NULL, &hints, &res);
+        if (g != 0) {
+                int r = g == EAI_MEMORY            ? -ENOMEM
+                        : g == EAI_SYSTEM && errno ? -errno
+                                                   : CONDUIT_E_NOT_FOUND;
+                return conduit__set_error(r, "cannot resolve '%s': %s", e->host,
+                                          g == EAI_SYSTEM ? conduit_strerror(r) : gai_strerror(g));
+        }
+        /* RFC 8305 §4: interleave the families, starting with the family
+         * of the first address getaddrinfo() prefers. */
+        int first = res->ai_family;
+        size_t count[2] = { 0, 0 };
+        for (struct addrinfo *a = res; a; a = a->ai_next)
+                if (a->ai_family == AF_INET || a->ai_family == AF_INET6)
+                        count[a->ai_family == first ? 0 : 1]++;
+        struct addrinfo **v[2];
+        v[0] = calloc(count[0] + 1, sizeof(*v[0]));
+        v[1] = calloc(count[1] + 1, sizeof(*v[1]));
+        int r = 0;
+        if (!v[0] || !v[1]) {
+                r = -ENOMEM;
+                goto out;
+        }
+        count[0] = count[1] = 0;
+        for (struct addrinfo *a = res; a; a = a->ai_next)
+                if (a->ai_family == AF_INET || a->ai_family == AF_INET6) {
+                        int k = a->ai_family == first ? 0 : 1;
+                        v[k][count[k]++] = a;
+                }
+        for (size_t i = 0; r == 0 && (i < count[0] || i < count[1]); i++)
+                for (int k = 0; k < 2 && r == 0; k++)
+                        if (i < count[k])
+                                r = push_addr(out, e, v[k][i]->ai_addr, NULL);
+        conduit__log(ctx, CONDUIT_LOG_DEBUG, "'%s' resolved to %zu address(es)", e->host,
+                     out->n - before);
+out:
+        free(v[0]);
+        free(v[1]);
+        freeaddrinfo(res);
+        return r;
+}
+
+static int expand(conduit_ctx *ctx, const conduit_endp *e, struct list *out, int depth)
+{
+        if (e->kind == CONDUIT_ENDP_TCP && e->host && !e->has_addr)
+                return expand_name(ctx, e, out, depth);
+        if (e->kind != CONDUIT_ENDP_TLS) {
+                conduit_endp *c;
+                if (conduit_endp_copy(e, &c) < 0)
+                        return -ENOMEM;
+                return push(out, c);
+        }
+        /* TLS: resolve the inner endp and wrap every result. A host name
+         * that resolution turns into an address becomes the server name. */
+        struct list inner = { 0 };
+        int r = expand(ctx, e->inner, &inner, depth);
+        const char *name = NULL;
+        if (e->inner->kind == CONDUIT_ENDP_TCP && !e->inner->has_addr)
+                name = e->inner->host;
+        for (size_t i = 0; r == 0 && i < inner.n; i++) {
+                conduit_endp *w = conduit__endp_new(CONDUIT_ENDP_TLS);
+                bool ok = w != NULL;
+                for (size_t k = 0; ok && k < CONDUIT__OPT_COUNT; k++)
+                        w->opt[k] = conduit__strdup_null(e->opt[k], &ok);
+                if (ok && name && !w->opt[CONDUIT__OPT_SERVERNAME])
+                        w->opt[CONDUIT__OPT_SERVERNAME] = conduit__strdup_null(name, &ok);
+                if (!ok) {
+                        conduit_endp_free(w);
+                        r = -ENOMEM;
+                        break;
+                }
+                w->inner = inner.v[i];
+                inner.v[i] = NULL;
+                r = push(out, w);
+        }
+        list_clear(&inner);
+        return r;
+}
+
+int conduit_resolve_endp(conduit_ctx *ctx, const conduit_endp *e, conduit_endp ***ret)
+{
+        if (!e || !ret)
+                return conduit__set_error(-EINVAL, "no endpoint");
+        conduit_ctx *c = conduit__ctx_get(ctx);
+        if (!c)
+                return -ENOMEM;
+        struct list out = { 0 };
+        int r = expand(c, e, &out, 0);
+        conduit_ctx_free(c);
+        if (r == 0 && out.n == 0)
+                r = conduit__set_error(CONDUIT_E_NOT_FOUND, "no address found");
+        if (r < 0) {
+                list_clear(&out);
+                return r;
+        }
+        *ret = out.v;
+        return (int)out.n;
+}
+
+int conduit_resolve(conduit_ctx *ctx, const char *uri, conduit_endp ***ret)
+{
+        conduit_endp *e = NULL;
+        if (!ret)
+                return -EINVAL;
+        int r = conduit_ctx_parse(ctx, uri, &e);
+        if (r < 0)
+                return r;
+        r = conduit_resolve_endp(ctx, e, ret);
+        conduit_endp_free(e);
+        return r;
+}
