@@ -1,0 +1,1485 @@
+/* SPDX-License-Identifier: MIT */
+/* The backend conformance suite: the flow contract of DESIGN §2, written
+ * once and run against every transport of the table at the end of this
+ * file. `test-conformance TRANSPORT` runs every case against one transport;
+ * meson runs it once per row.
+ *
+ * Adding a transport (TLS over each of these, vsock inside a VM, ...) means
+ * adding a row: a name, a function that makes a connected (client, server)
+ * pair of flows and records what their endpoints must be, and the few
+ * properties in which transports legitimately differ (struct transport).
+ *
+ * Rules: no assertion on timing, ever (timeouts are set, their expiry is
+ * asserted, never how long anything took); every loop is bounded in count;
+ * every case runs under a generous Check timeout. Threads other than the
+ * test's own never call ck_assert (that is not safe outside CK_FORK mode):
+ * they record results and the test thread asserts.
+ *
+ * Full-duplex transfers use two threads per flow, one reading and one
+ * writing, as programs do with sockets: the contract's "a flow is used by
+ * one thread at a time" is read as "one reader and one writer". */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "memflow.h"
+
+#define TIMEOUT_S 120 /* per case; the valgrind setup multiplies it */
+#define MIB       (1024 * 1024)
+
+enum { C = 0, S = 1 }; /* client, server: indexes into struct pair */
+
+/* A connected pair of flows and what their endpoints must be. */
+struct pair {
+        conduit_flow *f[2];
+        /* What the endps must be (owned). TCP sets local_family instead of
+         * want_client_local: the client's local endp is that family's
+         * loopback address with a port the kernel chose. */
+        conduit_endp *want_client_peer;
+        conduit_endp *want_server_local;
+        conduit_endp *want_client_local;
+        int local_family;
+        /* The fd transport: the raw descriptors under the flows, whether
+         * the flow borrowed them, their file status flags at creation. */
+        int raw_fd[2];
+        bool borrowed[2];
+        int raw_flags[2];
+        char *tmpdir;
+};
+
+struct transport {
+        const char *name;
+        void (*open)(struct pair *p);
+        const char *backend; /* conduit_flow_backend() of both flows */
+        bool socket;         /* conduit_flow_fd() is a stream socket (else -1) */
+        bool unix_cred;      /* CONDUIT_QUERY_PEER_CRED answers (else -ENOPROTOOPT) */
+        bool buffer_sizes;   /* conduit_flow_set_buffer_sizes() applies */
+        bool nodelay;        /* conduit_flow_set_nodelay() applies (else -ENOTSUP) */
+        bool layered;        /* wants() may differ from the call's direction (TLS) */
+};
+
+static const struct transport *transport;
+
+/* ---- assertions ---------------------------------------------------------- */
+
+/* expr (a call on the live flow f) must give want; the message names the
+ * transport, both values and f's detail message. */
+#define flow_err(f, expr, want)                                                                    \
+        do {                                                                                       \
+                long long r_ = (long long)(expr);                                                  \
+                ck_assert_msg(r_ == (long long)(want), "[%s] %s = %lld (%s), want %lld (%s) [%s]", \
+                              transport->name, #expr, r_, conduit_strerror((int)r_),               \
+                              (long long)(want), conduit_strerror((int)(want)),                    \
+                              conduit_flow_error_message(f));                                      \
+        } while (0)
+
+#define flow_ok(f, expr)                                                                         \
+        do {                                                                                     \
+                long long r_ = (long long)(expr);                                                \
+                ck_assert_msg(r_ >= 0, "[%s] %s failed: %lld (%s) [%s]", transport->name, #expr, \
+                              r_, conduit_strerror((int)r_), conduit_flow_error_message(f));     \
+        } while (0)
+
+static char *endp_str(const conduit_endp *e)
+{
+        char *s = NULL;
+        if (!e)
+                return strdup("(null)");
+        if (conduit_endp_format(e, &s) < 0)
+                return strdup("(unprintable)");
+        return s;
+}
+
+static void expect_endp(const char *what, const conduit_endp *got, const conduit_endp *want)
+{
+        if (conduit_endp_equal(got, want))
+                return;
+        char *g = endp_str(got), *w = endp_str(want), msg[2048];
+        snprintf(msg, sizeof(msg), "[%s] %s is %s (kind %s), want %s (kind %s)", transport->name,
+                 what, g, conduit_endp_kind_name(conduit_endp_get_kind(got)), w,
+                 conduit_endp_kind_name(conduit_endp_get_kind(want)));
+        free(g);
+        free(w);
+        ck_abort_msg("%s", msg);
+}
+
+static uint64_t query_u64(conduit_flow *f, int what)
+{
+        uint64_t v = 0;
+        flow_err(f, conduit_flow_query(f, what, &v), 0);
+        return v;
+}
+
+/* Reads exactly n bytes (blocking flow). */
+static void read_exact(conduit_flow *f, void *buf, size_t n)
+{
+        size_t got = 0;
+        while (got < n) { /* bounded: every round reads >= 1 byte or fails */
+                ssize_t r = conduit_flow_read(f, (uint8_t *)buf + got, n - got);
+                ck_assert_msg(r > 0, "[%s] read %zu of %zu bytes: %zd (%s) [%s]", transport->name,
+                              got, n, r, r ? conduit_strerror((int)r) : "EOF",
+                              conduit_flow_error_message(f));
+                ck_assert_msg((size_t)r <= n - got, "read returned %zd > %zu asked", r, n - got);
+                got += (size_t)r;
+        }
+}
+
+static void expect_data(conduit_flow *f, const char *want)
+{
+        char buf[256];
+        size_t n = strlen(want);
+        ck_assert_uint_le(n, sizeof(buf));
+        read_exact(f, buf, n);
+        ck_assert_msg(memcmp(buf, want, n) == 0, "[%s] read '%.*s', want '%s'", transport->name,
+                      (int)n, buf, want);
+}
+
+static void expect_same(const char *what, const uint8_t *got, size_t got_len, const uint8_t *want,
+                        size_t want_len)
+{
+        ck_assert_msg(got_len == want_len, "[%s] %s: received %zu bytes, sent %zu", transport->name,
+                      what, got_len, want_len);
+        if (memcmp(got, want, want_len) == 0)
+                return;
+        size_t i = 0;
+        while (got[i] == want[i])
+                i++;
+        ck_abort_msg("[%s] %s: byte %zu of %zu differs: 0x%02x, want 0x%02x", transport->name, what,
+                     i, want_len, got[i], want[i]);
+}
+
+/* ---- pairs --------------------------------------------------------------- */
+
+static conduit_endp *unnamed_unix(void)
+{
+        struct sockaddr_un un = { .sun_family = AF_UNIX };
+        conduit_endp *e = NULL;
+        tc_ok(conduit_endp_from_sockaddr((struct sockaddr *)&un, sizeof(sa_family_t), &e));
+        return e;
+}
+
+static conduit_endp *abstract_unix(const char *name)
+{
+        struct sockaddr_un un = { .sun_family = AF_UNIX };
+        size_t n = strlen(name);
+        ck_assert_uint_lt(n, sizeof(un.sun_path));
+        memcpy(un.sun_path + 1, name, n);
+        conduit_endp *e = NULL;
+        tc_ok(conduit_endp_from_sockaddr(
+                (struct sockaddr *)&un, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n),
+                &e));
+        return e;
+}
+
+/* The loopback address of family with port. */
+static conduit_endp *loopback(int family, long long port)
+{
+        struct sockaddr_storage ss = { 0 };
+        socklen_t len;
+        if (family == AF_INET) {
+                struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+                in->sin_family = AF_INET;
+                in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                in->sin_port = htons((uint16_t)port);
+                len = sizeof(*in);
+        } else {
+                struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+                in6->sin6_family = AF_INET6;
+                in6->sin6_addr = in6addr_loopback;
+                in6->sin6_port = htons((uint16_t)port);
+                len = sizeof(*in6);
+        }
+        conduit_endp *e = NULL;
+        tc_ok(conduit_endp_from_sockaddr((struct sockaddr *)&ss, len, &e));
+        return e;
+}
+
+/* Listens on uri, connects to the bound endp, accepts. Both ends see the
+ * listener's bound endp: the client as its peer, the server as its local
+ * endp. (A stream connect completes in the backlog: no thread needed.) */
+static void open_listen(struct pair *p, const char *uri)
+{
+        char *curi = NULL;
+        conduit_listener *l = tc_listen(uri, &curi);
+        tc_ok(conduit_connect(NULL, curi, &p->f[C]));
+        ck_assert_msg(conduit_listener_accept(l, &p->f[S]) == 0, "[%s] accept: %s", transport->name,
+                      conduit_listener_error_message(l));
+        tc_ok(conduit_endp_copy(conduit_listener_endp(l), &p->want_client_peer));
+        tc_ok(conduit_endp_copy(conduit_listener_endp(l), &p->want_server_local));
+        conduit_listener_free(l);
+        free(curi);
+}
+
+static void open_tcp4(struct pair *p)
+{
+        open_listen(p, "tcp://127.0.0.1:0");
+        p->local_family = AF_INET;
+}
+
+static void open_tcp6(struct pair *p)
+{
+        open_listen(p, "tcp://[::1]:0");
+        p->local_family = AF_INET6;
+}
+
+static void open_unix(struct pair *p)
+{
+        char *uri = NULL;
+        p->tmpdir = tc_tmpdir();
+        ck_assert_int_ge(asprintf(&uri, "unix://%s/sock", p->tmpdir), 0);
+        open_listen(p, uri);
+        p->want_client_local = unnamed_unix();
+        free(uri);
+}
+
+static void open_abstract(struct pair *p)
+{
+        char *name = tc_abstract_name(), *uri = NULL;
+        ck_assert_int_ge(asprintf(&uri, "unix-abstract:%s", name), 0);
+        open_listen(p, uri);
+        p->want_client_local = unnamed_unix();
+        free(uri);
+        free(name);
+}
+
+static void open_socketpair(struct pair *p)
+{
+        tc_ok(conduit_flow_socketpair(&p->f[C], &p->f[S]));
+        p->want_client_peer = unnamed_unix();
+        p->want_client_local = unnamed_unix();
+        p->want_server_local = unnamed_unix();
+}
+
+/* A socketpair(2) wrapped with conduit_flow_from_fd(): the client owns its
+ * descriptor, the server borrows its own. */
+static void open_fd(struct pair *p)
+{
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        tc_ok(conduit_flow_from_fd(sv[0], CONDUIT_FD_OWN, &p->f[C]));
+        tc_ok(conduit_flow_from_fd(sv[1], 0, &p->f[S]));
+        p->raw_fd[C] = sv[0];
+        p->raw_fd[S] = sv[1];
+        p->borrowed[S] = true;
+        p->raw_flags[S] = fcntl(sv[1], F_GETFL);
+        p->want_client_peer = unnamed_unix();
+        p->want_client_local = unnamed_unix();
+        p->want_server_local = unnamed_unix();
+}
+
+static void open_memory(struct pair *p)
+{
+        tc_ok(memflow_pair(&p->f[C], &p->f[S]));
+        p->want_client_peer = abstract_unix(memflow_name(p->f[S]));
+        p->want_server_local = abstract_unix(memflow_name(p->f[S]));
+        p->want_client_local = abstract_unix(memflow_name(p->f[C]));
+}
+
+static void pair_open(struct pair *p)
+{
+        *p = (struct pair){ .raw_fd = { -1, -1 } };
+        transport->open(p);
+        ck_assert_ptr_nonnull(p->f[C]);
+        ck_assert_ptr_nonnull(p->f[S]);
+}
+
+/* Flow i is gone (freed or closed): for the fd transport, an owned
+ * descriptor must be closed with it, a borrowed one must stay open with its
+ * flags untouched (then the test closes it, making its peer vanish too).
+ * Call at once, in the thread that creates descriptors. */
+static void pair_released(struct pair *p, int i)
+{
+        int fd = p->raw_fd[i];
+        p->f[i] = NULL;
+        if (fd < 0)
+                return;
+        p->raw_fd[i] = -1;
+        if (p->borrowed[i]) {
+                int fl = fcntl(fd, F_GETFL);
+                ck_assert_msg(fl >= 0, "[%s] the borrowed descriptor %d was closed with its flow",
+                              transport->name, fd);
+                ck_assert_msg(fl == p->raw_flags[i],
+                              "[%s] the flow changed the borrowed descriptor's flags: %#x -> %#x",
+                              transport->name, (unsigned)p->raw_flags[i], (unsigned)fl);
+                close(fd);
+        } else {
+                ck_assert_msg(fcntl(fd, F_GETFD) < 0 && errno == EBADF,
+                              "[%s] the owned descriptor %d is still open after its flow was freed",
+                              transport->name, fd);
+        }
+}
+
+static void pair_free(struct pair *p, int i)
+{
+        ck_assert_ptr_null(conduit_flow_free(p->f[i]));
+        pair_released(p, i);
+}
+
+static void pair_teardown(struct pair *p)
+{
+        for (int i = 0; i < 2; i++)
+                if (p->f[i])
+                        pair_free(p, i);
+        conduit_endp_free(p->want_client_peer);
+        conduit_endp_free(p->want_client_local);
+        conduit_endp_free(p->want_server_local);
+        tc_rmtree(p->tmpdir);
+        free(p->tmpdir);
+}
+
+/* ---- full-duplex blocking transfers -------------------------------------- */
+
+static const size_t sizes[] = { 0, 1, 4095, 4096, 4097, 65535, 65536, 65537, MIB + 1 };
+#define NSIZES ((int)(sizeof(sizes) / sizeof(sizes[0])))
+
+enum xfer_mode { XFER_WRITE, XFER_WRITEV, XFER_MAX_IO };
+#define MAX_IO 1000
+
+/* One side of a transfer: a writer thread sends out[], shuts down its write
+ * side; a reader thread reads until EOF, at most in_len + 1 bytes. */
+struct xfer {
+        conduit_flow *f;
+        enum xfer_mode mode;
+        const uint8_t *out;
+        size_t out_len;
+        size_t in_len;
+        /* writer results */
+        ssize_t wrote;
+        int shut;
+        int iovcnt;
+        char wmsg[256];
+        /* reader results */
+        uint8_t *in;
+        size_t got;
+        ssize_t rerr;
+        size_t max_read;
+        char rmsg[256];
+};
+
+/* Irregular splits with zero-length entries; for sizes above 1 MiB, small
+ * pieces, so that the array is longer than IOV_MAX. */
+static struct iovec *split_iov(const uint8_t *buf, size_t len, int *ret_n)
+{
+        static const size_t big[] = { 0, 1, 0, 4095, 2, 65536, 0, 3, 511, 8191, 1000, 0, 70000 };
+        static const size_t small[] = { 0, 1, 700, 13, 0, 1024, 255 };
+        const size_t *pat = len > MIB ? small : big;
+        size_t np = len > MIB ? sizeof(small) / sizeof(small[0]) : sizeof(big) / sizeof(big[0]);
+        size_t n = 0, off = 0, k;
+        for (k = 0; off < len; k++)
+                off += pat[k % np] < len - off ? pat[k % np] : len - off;
+        n = k + 3; /* a zero-length entry first and two last */
+        struct iovec *iov = calloc(n, sizeof(*iov));
+        if (!iov)
+                return NULL;
+        size_t i = 0;
+        iov[i++] = (struct iovec){ (void *)buf, 0 };
+        off = 0;
+        for (k = 0; off < len; k++) {
+                size_t l = pat[k % np] < len - off ? pat[k % np] : len - off;
+                iov[i++] = (struct iovec){ (void *)(buf + off), l };
+                off += l;
+        }
+        iov[i++] = (struct iovec){ (void *)(buf + len), 0 };
+        iov[i++] = (struct iovec){ NULL, 0 };
+        *ret_n = (int)i;
+        return iov;
+}
+
+static void *xfer_writer(void *arg)
+{
+        struct xfer *x = arg;
+        if (x->mode == XFER_WRITEV) {
+                struct iovec *iov = split_iov(x->out, x->out_len, &x->iovcnt);
+                x->wrote = iov ? conduit_flow_writev(x->f, iov, x->iovcnt) : -ENOMEM;
+                free(iov);
+        } else {
+                x->wrote = conduit_flow_write(x->f, x->out, x->out_len);
+        }
+        if (x->wrote < 0)
+                snprintf(x->wmsg, sizeof(x->wmsg), "%s", conduit_flow_error_message(x->f));
+        x->shut = conduit_flow_shutdown(x->f, CONDUIT_SHUT_WR);
+        if (x->shut < 0 && x->wrote >= 0)
+                snprintf(x->wmsg, sizeof(x->wmsg), "%s", conduit_flow_error_message(x->f));
+        return NULL;
+}
+
+static void *xfer_reader(void *arg)
+{
+        static const size_t chunks[] = { 65536, 1, 4097, 131072, 13, 65535, MIB, 512 };
+        struct xfer *x = arg;
+        size_t cap = x->in_len + 1; /* room to notice one byte too many */
+        x->in = malloc(cap);
+        if (!x->in) {
+                x->rerr = -ENOMEM;
+                return NULL;
+        }
+        for (size_t k = 0;; k++) { /* bounded: >= 1 byte per round, at most cap */
+                if (x->got == cap) {
+                        x->rerr = -EMSGSIZE;
+                        snprintf(x->rmsg, sizeof(x->rmsg), "more bytes than were sent");
+                        break;
+                }
+                size_t want = chunks[k % (sizeof(chunks) / sizeof(chunks[0]))];
+                if (want > cap - x->got)
+                        want = cap - x->got;
+                ssize_t r = conduit_flow_read(x->f, x->in + x->got, want);
+                if (r == 0)
+                        break;
+                if (r < 0 || (size_t)r > want) {
+                        x->rerr = r < 0 ? r : -EOVERFLOW;
+                        snprintf(x->rmsg, sizeof(x->rmsg), "%s",
+                                 r < 0 ? conduit_flow_error_message(x->f) : "read overflowed");
+                        break;
+                }
+                if ((size_t)r > x->max_read)
+                        x->max_read = (size_t)r;
+                x->got += (size_t)r;
+        }
+        return NULL;
+}
+
+/* Checks one side's results against what the other side sent. */
+static void xfer_check(const char *who, struct xfer *x, const struct xfer *peer)
+{
+        ck_assert_msg(x->wrote == (ssize_t)x->out_len,
+                      "[%s] %s: write of %zu bytes = %zd (%s) [%s]", transport->name, who,
+                      x->out_len, x->wrote, conduit_strerror((int)x->wrote), x->wmsg);
+        ck_assert_msg(x->shut == 0, "[%s] %s: shutdown(WR) = %d (%s) [%s]", transport->name, who,
+                      x->shut, conduit_strerror(x->shut), x->wmsg);
+        ck_assert_msg(x->rerr == 0, "[%s] %s: read after %zu bytes: %zd (%s) [%s]", transport->name,
+                      who, x->got, x->rerr, conduit_strerror((int)x->rerr), x->rmsg);
+        expect_same(who, x->in, x->got, peer->out, peer->out_len);
+}
+
+static void run_transfer(size_t n, enum xfer_mode mode)
+{
+        struct pair p;
+        pair_open(&p);
+        struct xfer x[2];
+        uint8_t *data[2];
+        for (int i = 0; i < 2; i++) {
+                data[i] = malloc(n + 1);
+                ck_assert_ptr_nonnull(data[i]);
+                tc_fill(data[i], n, 1 + (uint32_t)i * 7919 + (uint32_t)n);
+                x[i] = (struct xfer){
+                        .f = p.f[i], .mode = mode, .out = data[i], .out_len = n, .in_len = n
+                };
+                if (mode == XFER_MAX_IO)
+                        flow_ok(p.f[i], conduit_flow_set_max_io(p.f[i], MAX_IO));
+        }
+        pthread_t t[4];
+        for (int i = 0; i < 2; i++) {
+                t[2 * i] = tc_spawn(xfer_reader, &x[i]);
+                t[2 * i + 1] = tc_spawn(xfer_writer, &x[i]);
+        }
+        for (int i = 0; i < 4; i++)
+                tc_join(t[i]);
+        xfer_check("client", &x[C], &x[S]);
+        xfer_check("server", &x[S], &x[C]);
+        for (int i = 0; i < 2; i++) {
+                if (mode == XFER_WRITEV && n > MIB)
+                        ck_assert_int_gt(x[i].iovcnt, IOV_MAX);
+                if (mode == XFER_MAX_IO)
+                        ck_assert_msg(x[i].max_read <= MAX_IO,
+                                      "[%s] a read returned %zu bytes with max_io %d",
+                                      transport->name, x[i].max_read, MAX_IO);
+                ck_assert_uint_eq(query_u64(p.f[i], CONDUIT_QUERY_BYTES_OUT), n);
+                ck_assert_uint_eq(query_u64(p.f[i], CONDUIT_QUERY_BYTES_IN), n);
+                free(x[i].in);
+                free(data[i]);
+        }
+        pair_teardown(&p);
+}
+
+START_TEST(test_transfer)
+{
+        run_transfer(sizes[_i], XFER_WRITE);
+}
+END_TEST
+
+START_TEST(test_transfer_writev)
+{
+        run_transfer(sizes[_i], XFER_WRITEV);
+}
+END_TEST
+
+START_TEST(test_transfer_max_io)
+{
+        run_transfer(sizes[_i], XFER_MAX_IO);
+}
+END_TEST
+
+/* ---- non-blocking transfer driven by poll() ------------------------------ */
+
+/* One flow of a non-blocking transfer, driven by its own thread the way an
+ * event loop drives it: an operation that returned -EAGAIN is tried again
+ * only after poll() reported the readiness conduit_flow_wants() asked for,
+ * on conduit_flow_poll_fd(). A readiness that never comes hangs the case
+ * (its timeout fails it); one that never goes away spins past max_rounds. */
+struct nb_side {
+        conduit_flow *f;
+        const uint8_t *out;
+        uint8_t *in;
+        size_t n, sent, got;
+        bool wdone, rdone;
+        int wwant, rwant; /* conduit_flow_wants() after the op's -EAGAIN; 0: try it */
+        size_t rounds, partial;
+        int err;
+        char msg[512];
+};
+
+static bool nb_fail(struct nb_side *x, long long r, const char *what)
+{
+        x->err = r < 0 ? (int)r : -EPROTO;
+        snprintf(x->msg, sizeof(x->msg), "%s: %lld (%s) [%s]", what, r, conduit_strerror((int)r),
+                 conduit_flow_error_message(x->f));
+        return false;
+}
+
+/* wants() after -EAGAIN of an operation in direction dir. */
+static bool nb_wants(struct nb_side *x, int *ret, int dir)
+{
+        int w = conduit_flow_wants(x->f);
+        *ret = w;
+        if (transport->layered ? !(w & (CONDUIT_WANT_READ | CONDUIT_WANT_WRITE)) : w != dir) {
+                snprintf(x->msg, sizeof(x->msg), "wants() = %d after -EAGAIN, want %d", w, dir);
+                x->err = -EPROTO;
+                return false;
+        }
+        return true;
+}
+
+/* Tries the operations not waiting for readiness. */
+static bool nb_try(struct nb_side *x)
+{
+        if (!x->wdone && !x->wwant) {
+                if (x->sent < x->n) {
+                        size_t ask = x->n - x->sent;
+                        if (ask > 300000)
+                                ask = 300000;
+                        ssize_t w = conduit_flow_write(x->f, x->out + x->sent, ask);
+                        if (w == -EAGAIN) {
+                                if (!nb_wants(x, &x->wwant, CONDUIT_WANT_WRITE))
+                                        return false;
+                        } else if (w <= 0 || (size_t)w > ask) {
+                                return nb_fail(x, w, "non-blocking write");
+                        } else {
+                                x->partial += (size_t)w < ask;
+                                x->sent += (size_t)w;
+                        }
+                } else {
+                        int r = conduit_flow_shutdown(x->f, CONDUIT_SHUT_WR);
+                        if (r == -EAGAIN) {
+                                x->wwant = conduit_flow_wants(x->f);
+                                if (!x->wwant)
+                                        return nb_fail(x, r, "shutdown wants nothing");
+                        } else if (r != 0) {
+                                return nb_fail(x, r, "non-blocking shutdown(WR)");
+                        } else {
+                                x->wdone = true;
+                        }
+                }
+        }
+        if (!x->rdone && !x->rwant) {
+                size_t ask = x->n + 1 - x->got; /* room for one byte too many */
+                if (ask > 65536)
+                        ask = 65536;
+                ssize_t r = conduit_flow_read(x->f, x->in + x->got, ask);
+                if (r == -EAGAIN) {
+                        /* bytes buffered inside the flow do not show on its
+                         * descriptor: only wait with none pending */
+                        if (conduit_flow_pending(x->f) == 0 &&
+                            !nb_wants(x, &x->rwant, CONDUIT_WANT_READ))
+                                return false;
+                } else if (r < 0 || (size_t)r > ask) {
+                        return nb_fail(x, r, "non-blocking read");
+                } else if (r == 0) {
+                        x->rdone = true;
+                } else {
+                        x->got += (size_t)r;
+                        if (x->got > x->n)
+                                return nb_fail(x, (long long)x->got, "more bytes than were sent");
+                }
+        }
+        return true;
+}
+
+static int nb_add_poll(struct nb_side *x, struct pollfd *pfd, int *owner, int n, int want, int op)
+{
+        for (int dir = CONDUIT_WANT_READ; dir <= CONDUIT_WANT_WRITE; dir <<= 1) {
+                if (!(want & dir))
+                        continue;
+                int fd = conduit_flow_poll_fd(x->f, dir);
+                if (fd < 0) {
+                        nb_fail(x, fd, "no descriptor to poll");
+                        return -1;
+                }
+                owner[n] = op;
+                pfd[n++] = (struct pollfd){ .fd = fd,
+                                            .events = dir == CONDUIT_WANT_READ ? POLLIN : POLLOUT };
+        }
+        return n;
+}
+
+static void *nb_thread(void *arg)
+{
+        struct nb_side *x = arg;
+        const size_t max_rounds = 8 * x->n + 1000;
+        while (!(x->wdone && x->rdone)) {
+                if (x->rounds++ > max_rounds) {
+                        nb_fail(x, (long long)max_rounds, "no end after this many rounds");
+                        return NULL;
+                }
+                if (!nb_try(x))
+                        return NULL;
+                bool can_try = (!x->wdone && !x->wwant) || (!x->rdone && !x->rwant);
+                if (can_try || (x->wdone && x->rdone))
+                        continue;
+                struct pollfd pfd[4];
+                int owner[4], np = 0; /* owner: 0 the write side, 1 the read side */
+                if (!x->wdone && (np = nb_add_poll(x, pfd, owner, np, x->wwant, 0)) < 0)
+                        return NULL;
+                if (!x->rdone && (np = nb_add_poll(x, pfd, owner, np, x->rwant, 1)) < 0)
+                        return NULL;
+                int r = poll(pfd, (nfds_t)np, -1); /* a hang is the case timeout's */
+                if (r < 0 && errno != EINTR) {
+                        nb_fail(x, -errno, "poll");
+                        return NULL;
+                }
+                for (int i = 0; i < np && r > 0; i++) {
+                        if (!pfd[i].revents)
+                                continue;
+                        if (owner[i] == 0)
+                                x->wwant = 0;
+                        else
+                                x->rwant = 0;
+                }
+        }
+        return NULL;
+}
+
+START_TEST(test_nonblocking)
+{
+        const size_t n = MIB + 1;
+        struct pair p;
+        pair_open(&p);
+        struct nb_side x[2];
+        uint8_t *out[2];
+        for (int i = 0; i < 2; i++) {
+                flow_ok(p.f[i], conduit_flow_set_nonblocking(p.f[i], true));
+                ck_assert(conduit_flow_get_nonblocking(p.f[i]));
+                out[i] = malloc(n);
+                ck_assert_ptr_nonnull(out[i]);
+                tc_fill(out[i], n, 77 + (uint32_t)i);
+                x[i] = (struct nb_side){ .f = p.f[i], .n = n, .out = out[i], .in = malloc(n + 1) };
+                ck_assert_ptr_nonnull(x[i].in);
+        }
+
+        /* Nothing sent yet: a read would wait for readability, and the
+         * descriptor to poll for it is not ready. */
+        char c;
+        flow_err(p.f[C], conduit_flow_read(p.f[C], &c, 1), -EAGAIN);
+        if (!transport->layered)
+                ck_assert_int_eq(conduit_flow_wants(p.f[C]), CONDUIT_WANT_READ);
+        struct pollfd one = { .fd = conduit_flow_poll_fd(p.f[C], CONDUIT_WANT_READ),
+                              .events = POLLIN };
+        ck_assert_int_ge(one.fd, 0);
+        ck_assert_msg(poll(&one, 1, 0) == 0, "[%s] read descriptor ready with nothing sent",
+                      transport->name);
+
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+                t[i] = tc_spawn(nb_thread, &x[i]);
+        for (int i = 0; i < 2; i++)
+                tc_join(t[i]);
+        for (int i = 0; i < 2; i++) {
+                const char *who = i == C ? "client" : "server";
+                ck_assert_msg(x[i].err == 0, "[%s] %s after %zu bytes sent, %zu received: %s",
+                              transport->name, who, x[i].sent, x[i].got, x[i].msg);
+                expect_same(who, x[i].in, x[i].got, out[1 - i], n);
+                ck_assert_uint_eq(query_u64(p.f[i], CONDUIT_QUERY_BYTES_OUT), n);
+                ck_assert_uint_eq(query_u64(p.f[i], CONDUIT_QUERY_BYTES_IN), n);
+        }
+        for (int i = 0; i < 2; i++) {
+                free(out[i]);
+                free(x[i].in);
+        }
+        pair_teardown(&p);
+}
+END_TEST
+
+/* ---- EOF, shutdown ------------------------------------------------------- */
+
+START_TEST(test_sticky_eof)
+{
+        struct pair p;
+        pair_open(&p);
+        conduit_flow *c = p.f[C], *s = p.f[S];
+        char buf[16];
+        /* a zero-length read is an error, never EOF: with nothing sent ... */
+        flow_err(s, conduit_flow_read(s, buf, 0), -EINVAL);
+        tc_write_all(c, "hello", 5);
+        flow_err(c, conduit_flow_shutdown(c, CONDUIT_SHUT_WR), 0);
+        /* ... with data waiting (which stays there) ... */
+        flow_err(s, conduit_flow_read(s, buf, 0), -EINVAL);
+        expect_data(s, "hello");
+        for (int i = 0; i < 3; i++)
+                flow_err(s, conduit_flow_read(s, buf, sizeof(buf)), 0);
+        /* ... and at EOF */
+        flow_err(s, conduit_flow_read(s, buf, 0), -EINVAL);
+        flow_err(s, conduit_flow_read(s, buf, 1), 0);
+
+        /* half-close: the other direction goes on, then ends the same way,
+         * with no data before the EOF this time */
+        tc_write_all(s, "world", 5);
+        expect_data(c, "world");
+        flow_err(s, conduit_flow_shutdown(s, CONDUIT_SHUT_WR), 0);
+        for (int i = 0; i < 3; i++)
+                flow_err(c, conduit_flow_read(c, buf, sizeof(buf)), 0);
+        flow_err(c, conduit_flow_read(c, buf, 0), -EINVAL);
+        pair_teardown(&p);
+}
+END_TEST
+
+START_TEST(test_shutdown)
+{
+        struct pair p;
+        pair_open(&p);
+        conduit_flow *c = p.f[C], *s = p.f[S];
+        char buf[16];
+        flow_err(c, conduit_flow_shutdown(c, 0), -EINVAL);
+        flow_err(c, conduit_flow_shutdown(c, 4), -EINVAL);
+
+        flow_err(c, conduit_flow_shutdown(c, CONDUIT_SHUT_WR), 0);
+        flow_err(c, conduit_flow_shutdown(c, CONDUIT_SHUT_WR), 0); /* idempotent */
+        flow_err(c, conduit_flow_write(c, "x", 1), -EPIPE);
+        struct iovec iov[2] = { { "ab", 2 }, { "cd", 2 } };
+        flow_err(c, conduit_flow_writev(c, iov, 2), -EPIPE);
+        flow_err(s, conduit_flow_read(s, buf, sizeof(buf)), 0);
+
+        /* the other direction still carries data */
+        tc_write_all(s, "abc", 3);
+        expect_data(c, "abc");
+
+        /* shutdown(RD): later reads return 0, data waiting or not; guarded
+         * by a read timeout so that a read that waits fails instead */
+        tc_write_all(s, "def", 3);
+        flow_ok(c, conduit_flow_set_timeout(c, CONDUIT_TIMEOUT_READ, 10000));
+        flow_err(c, conduit_flow_shutdown(c, CONDUIT_SHUT_RD), 0);
+        flow_err(c, conduit_flow_read(c, buf, sizeof(buf)), 0);
+        flow_err(c, conduit_flow_read(c, buf, sizeof(buf)), 0);
+        flow_err(c, conduit_flow_shutdown(c, CONDUIT_SHUT_RD), 0);
+        flow_err(c, conduit_flow_shutdown(c, CONDUIT_SHUT_RDWR), 0);
+        pair_teardown(&p);
+}
+END_TEST
+
+START_TEST(test_shutdown_rdwr_first)
+{
+        /* shutdown(RD) with nothing sent, then RDWR: reads end at once,
+         * writes fail, the peer sees EOF */
+        struct pair p;
+        pair_open(&p);
+        conduit_flow *c = p.f[C], *s = p.f[S];
+        char buf[4];
+        flow_ok(c, conduit_flow_set_timeout(c, CONDUIT_TIMEOUT_READ, 10000));
+        flow_err(c, conduit_flow_shutdown(c, CONDUIT_SHUT_RDWR), 0);
+        flow_err(c, conduit_flow_read(c, buf, sizeof(buf)), 0);
+        flow_err(c, conduit_flow_write(c, "x", 1), -EPIPE);
+        flow_err(s, conduit_flow_read(s, buf, sizeof(buf)), 0);
+        pair_teardown(&p);
+}
+END_TEST
+
+/* ---- a peer that went away ----------------------------------------------- */
+
+/* A peer freed with data it never read: the reader sees EOF or a reset
+ * (TCP and Unix sockets reset), and whichever it is stays. */
+START_TEST(test_sticky_reset)
+{
+        struct pair p;
+        pair_open(&p);
+        conduit_flow *c = p.f[C];
+        char buf[16];
+        tc_write_all(c, "unread", 6);
+        pair_free(&p, S);
+        ssize_t first = conduit_flow_read(c, buf, sizeof(buf));
+        ck_assert_msg(first == 0 || first == -ECONNRESET,
+                      "[%s] read from a peer freed with unread data: %zd (%s) [%s]",
+                      transport->name, first, conduit_strerror((int)first),
+                      conduit_flow_error_message(c));
+        for (int i = 0; i < 3; i++)
+                flow_err(c, conduit_flow_read(c, buf, sizeof(buf)), first);
+        pair_teardown(&p);
+}
+END_TEST
+
+/* In a child process (a SIGPIPE would kill it, not the test): frees the
+ * server, then the client must see EOF and its writes must fail with
+ * -EPIPE or -ECONNRESET within a bounded number of writes. Returns the exit
+ * status; reports on stderr. */
+static int vanished_child(void)
+{
+        sigset_t pipe_set, old_mask, mask;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        sigprocmask(SIG_UNBLOCK, &pipe_set, &old_mask); /* a SIGPIPE must be fatal */
+        int rc = 0;
+        struct pair p;
+        pair_open(&p);
+        conduit_flow *c = p.f[C];
+        pair_free(&p, S);
+
+        char buf[64];
+        ssize_t r = conduit_flow_read(c, buf, sizeof(buf));
+        if (r != 0) {
+                fprintf(stderr, "[%s] read from a vanished peer: %zd (%s), want 0 (EOF) [%s]\n",
+                        transport->name, r, conduit_strerror((int)r),
+                        conduit_flow_error_message(c));
+                rc = 1;
+        }
+        static uint8_t chunk[4096];
+        ssize_t w = 0;
+        int i;
+        for (i = 0; i < 1000 && w >= 0; i++)
+                w = conduit_flow_write(c, chunk, sizeof(chunk));
+        if (w != -EPIPE && w != -ECONNRESET) {
+                fprintf(stderr, "[%s] %d writes to a vanished peer, last = %zd (%s) [%s]\n",
+                        transport->name, i, w, conduit_strerror((int)w),
+                        conduit_flow_error_message(c));
+                rc = 2;
+        }
+        w = conduit_flow_write(c, chunk, sizeof(chunk));
+        if (w != -EPIPE && w != -ECONNRESET) {
+                fprintf(stderr, "[%s] write after the failure: %zd (%s)\n", transport->name, w,
+                        conduit_strerror((int)w));
+                rc = 3;
+        }
+        /* the library left the signal handling alone */
+        struct sigaction sa;
+        sigaction(SIGPIPE, NULL, &sa);
+        sigprocmask(SIG_BLOCK, NULL, &mask);
+        if (sa.sa_handler != SIG_DFL || sigismember(&mask, SIGPIPE)) {
+                fprintf(stderr, "[%s] SIGPIPE disposition or mask changed\n", transport->name);
+                rc = 4;
+        }
+        pair_teardown(&p);
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        return rc;
+}
+
+START_TEST(test_vanished_peer)
+{
+        struct sigaction sa;
+        ck_assert_int_eq(sigaction(SIGPIPE, NULL, &sa), 0);
+        ck_assert_msg(sa.sa_handler == SIG_DFL && !(sa.sa_flags & SA_SIGINFO),
+                      "SIGPIPE must be at its default disposition for this test");
+        const char *ckfork = getenv("CK_FORK");
+        if (ckfork && strcmp(ckfork, "no") == 0) {
+                /* no process of our own to lose: a SIGPIPE ends the run */
+                ck_assert_int_eq(vanished_child(), 0);
+                return;
+        }
+        fflush(stdout);
+        fflush(stderr);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+                _exit(vanished_child());
+        int status = 0;
+        while (waitpid(pid, &status, 0) < 0)
+                ck_assert_int_eq(errno, EINTR);
+        ck_assert_msg(!WIFSIGNALED(status), "[%s] the process was killed by signal %d (%s)",
+                      transport->name, WTERMSIG(status), strsignal(WTERMSIG(status)));
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "[%s] vanished peer: check %d failed (details on stderr)", transport->name,
+                      WEXITSTATUS(status));
+}
+END_TEST
+
+/* ---- timeouts ------------------------------------------------------------ */
+
+START_TEST(test_read_timeout)
+{
+        struct pair p;
+        pair_open(&p);
+        conduit_flow *c = p.f[C], *s = p.f[S];
+        char buf[8];
+        flow_ok(c, conduit_flow_set_timeout(c, CONDUIT_TIMEOUT_READ, 100));
+        ck_assert_int_eq(conduit_flow_get_timeout(c, CONDUIT_TIMEOUT_READ), 100);
+        flow_err(c, conduit_flow_read(c, buf, sizeof(buf)), -ETIMEDOUT);
+        flow_err(c, conduit_flow_read(c, buf, sizeof(buf)), -ETIMEDOUT); /* not sticky */
+
+        /* still usable: what the peer sends arrives (a bounded number of
+         * expiries is tolerated while it travels) */
+        tc_write_all(s, "abc", 3);
+        ssize_t r = -ETIMEDOUT;
+        for (int i = 0; i < 600 && r == -ETIMEDOUT; i++)
+                r = conduit_flow_read(c, buf, 3);
+        flow_ok(c, r);
+        ck_assert_int_gt(r, 0);
+        if (r < 3)
+                read_exact(c, buf + r, 3 - (size_t)r);
+        ck_assert(memcmp(buf, "abc", 3) == 0);
+        tc_write_all(c, "xyz", 3);
+        expect_data(s, "xyz");
+        pair_teardown(&p);
+}
+END_TEST
+
+START_TEST(test_write_timeout)
+{
+        const size_t big = 16 * MIB; /* more than any buffering between the two */
+        struct pair p;
+        pair_open(&p);
+        conduit_flow *c = p.f[C], *s = p.f[S];
+        if (transport->buffer_sizes) {
+                flow_ok(c, conduit_flow_set_buffer_sizes(c, 4096, 4096));
+                flow_ok(s, conduit_flow_set_buffer_sizes(s, 4096, 4096));
+        }
+        uint8_t *zeros = calloc(1, big);
+        ck_assert_ptr_nonnull(zeros);
+        flow_ok(c, conduit_flow_set_timeout(c, CONDUIT_TIMEOUT_WRITE, 100));
+        flow_err(c, conduit_flow_write(c, zeros, big), -ETIMEDOUT);
+
+        /* still usable: the peer drains an unknown prefix, then what
+         * follows arrives intact */
+        struct xfer rd = { .f = s, .in_len = big + 4 };
+        pthread_t t = tc_spawn(xfer_reader, &rd);
+        flow_ok(c, conduit_flow_set_timeout(c, CONDUIT_TIMEOUT_WRITE, -1));
+        tc_write_all(c, "TAIL", 4);
+        flow_err(c, conduit_flow_shutdown(c, CONDUIT_SHUT_WR), 0);
+        tc_join(t);
+        ck_assert_msg(rd.rerr == 0, "[%s] draining: %zd (%s) [%s]", transport->name, rd.rerr,
+                      conduit_strerror((int)rd.rerr), rd.rmsg);
+        ck_assert_uint_ge(rd.got, 4);
+        ck_assert_msg(rd.got < big + 4, "[%s] the timed-out write went through in full",
+                      transport->name);
+        ck_assert(memcmp(rd.in + rd.got - 4, "TAIL", 4) == 0);
+        ck_assert(memcmp(rd.in, zeros, rd.got - 4) == 0);
+        ck_assert_uint_eq(query_u64(c, CONDUIT_QUERY_BYTES_OUT), rd.got);
+        ck_assert_uint_eq(query_u64(s, CONDUIT_QUERY_BYTES_IN), rd.got);
+        free(rd.in);
+        free(zeros);
+        pair_teardown(&p);
+}
+END_TEST
+
+/* ---- close and free ------------------------------------------------------ */
+
+struct closer {
+        conduit_flow *f;
+        atomic_int *flag;
+        int r;
+        int flag_seen;
+};
+
+static void *closer_thread(void *arg)
+{
+        struct closer *cl = arg;
+        cl->r = conduit_flow_close(cl->f);
+        cl->flag_seen = atomic_load(cl->flag);
+        return NULL;
+}
+
+/* conduit_flow_close() returns only after the peer shut down its side:
+ * the peer raises a flag before it does, the closer reads the flag after
+ * close returned. Loop index 1: the same on a non-blocking flow. */
+START_TEST(test_close_waits_for_peer)
+{
+        struct pair p;
+        pair_open(&p);
+        conduit_flow *c = p.f[C], *s = p.f[S];
+        uint8_t msg[1000];
+        tc_fill(msg, sizeof(msg), 5);
+        tc_write_all(c, msg, sizeof(msg));
+        /* generous, so that only the peer decides when close returns */
+        flow_ok(c, conduit_flow_set_timeout(c, CONDUIT_TIMEOUT_CLOSE, 100000));
+        if (_i)
+                flow_ok(c, conduit_flow_set_nonblocking(c, true));
+        atomic_int flag = 0;
+        struct closer cl = { .f = c, .flag = &flag, .r = 1 };
+        pthread_t t = tc_spawn(closer_thread, &cl);
+
+        /* the peer reads to EOF, sends what close must discard, then ends */
+        size_t len = 0;
+        uint8_t *got = tc_read_all(s, &len);
+        expect_same("server", got, len, msg, sizeof(msg));
+        free(got);
+        uint8_t *junk = calloc(1, 200 * 1024);
+        ck_assert_ptr_nonnull(junk);
+        tc_write_all(s, junk, 200 * 1024);
+        free(junk);
+        atomic_store(&flag, 1);
+        flow_err(s, conduit_flow_shutdown(s, CONDUIT_SHUT_WR), 0);
+
+        tc_join(t);
+        pair_released(&p, C);
+        tc_err(cl.r, 0);
+        ck_assert_msg(cl.flag_seen, "[%s] close returned before the peer shut down",
+                      transport->name);
+        pair_teardown(&p);
+}
+END_TEST
+
+START_TEST(test_close_timeout)
+{
+        struct pair p;
+        pair_open(&p);
+        conduit_flow *c = p.f[C], *s = p.f[S];
+        char buf[4];
+        flow_ok(c, conduit_flow_set_timeout(c, CONDUIT_TIMEOUT_CLOSE, 200));
+        ck_assert_int_eq(conduit_flow_get_timeout(c, CONDUIT_TIMEOUT_CLOSE), 200);
+        tc_err(conduit_flow_close(c), -ETIMEDOUT); /* the peer never shuts down */
+        pair_released(&p, C);
+        /* the close shut down the client's write side, then freed it */
+        flow_err(s, conduit_flow_read(s, buf, sizeof(buf)), 0);
+        pair_teardown(&p);
+}
+END_TEST
+
+START_TEST(test_free)
+{
+        struct pair p;
+        pair_open(&p);
+        conduit_flow *s = p.f[S];
+        char buf[4];
+        tc_write_all(p.f[C], "abc", 3);
+        /* returns at once although the peer is idle: the test completing
+         * proves it */
+        pair_free(&p, C);
+        expect_data(s, "abc");
+        flow_err(s, conduit_flow_read(s, buf, sizeof(buf)), 0);
+        flow_err(s, conduit_flow_read(s, buf, sizeof(buf)), 0);
+
+        ck_assert_int_eq(conduit_flow_close(NULL), 0);
+        ck_assert_ptr_null(conduit_flow_free(NULL));
+        pair_teardown(&p);
+}
+END_TEST
+
+/* ---- introspection ------------------------------------------------------- */
+
+START_TEST(test_endps)
+{
+        struct pair p;
+        pair_open(&p);
+        conduit_flow *c = p.f[C], *s = p.f[S];
+        const conduit_endp *cpeer = conduit_flow_peer(c), *clocal = conduit_flow_local(c);
+        const conduit_endp *speer = conduit_flow_peer(s), *slocal = conduit_flow_local(s);
+        ck_assert_msg(cpeer && clocal && speer && slocal, "[%s] an endp is NULL: %p %p %p %p",
+                      transport->name, (void *)cpeer, (void *)clocal, (void *)speer,
+                      (void *)slocal);
+        expect_endp("the client's peer", cpeer, p.want_client_peer);
+        expect_endp("the server's local endp", slocal, p.want_server_local);
+        if (p.local_family) {
+                long long port = conduit_endp_get_port(clocal);
+                ck_assert_msg(port > 0 && port < 65536, "client port %lld", port);
+                conduit_endp *want = loopback(p.local_family, port);
+                expect_endp("the client's local endp", clocal, want);
+                conduit_endp_free(want);
+        } else {
+                expect_endp("the client's local endp", clocal, p.want_client_local);
+        }
+        /* each side's peer is the other's local endp (TCP: the server's
+         * peer port is the client's local port) */
+        expect_endp("the server's peer", speer, clocal);
+        expect_endp("the client's peer (against the server's local endp)", cpeer, slocal);
+
+        /* conduit_flow_query() answers the same, with a copy */
+        for (int i = 0; i < 2; i++) {
+                conduit_endp *e = NULL;
+                flow_err(p.f[i], conduit_flow_query(p.f[i], CONDUIT_QUERY_PEER_ENDP, &e), 0);
+                expect_endp(i == C ? "the client's queried peer" : "the server's queried peer", e,
+                            conduit_flow_peer(p.f[i]));
+                conduit_endp_free(e);
+                e = NULL;
+                flow_err(p.f[i], conduit_flow_query(p.f[i], CONDUIT_QUERY_LOCAL_ENDP, &e), 0);
+                expect_endp(i == C ? "the client's queried local endp"
+                                   : "the server's queried local endp",
+                            e, conduit_flow_local(p.f[i]));
+                conduit_endp_free(e);
+        }
+        pair_teardown(&p);
+}
+END_TEST
+
+START_TEST(test_introspection)
+{
+        struct pair p;
+        pair_open(&p);
+        for (int i = 0; i < 2; i++) {
+                conduit_flow *f = p.f[i];
+                ck_assert_str_eq(conduit_flow_backend(f), transport->backend);
+                int fd = conduit_flow_fd(f), qfd = -2;
+                if (transport->socket) {
+                        int type = 0;
+                        socklen_t tl = sizeof(type);
+                        ck_assert_msg(fd >= 0, "[%s] conduit_flow_fd() = %d", transport->name, fd);
+                        ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl), 0);
+                        ck_assert_int_eq(type, SOCK_STREAM);
+                        flow_err(f, conduit_flow_query(f, CONDUIT_QUERY_SOCKET_TYPE, &type), 0);
+                        ck_assert_int_eq(type, SOCK_STREAM);
+                        ck_assert_int_eq(conduit_flow_poll_fd(f, CONDUIT_WANT_READ), fd);
+                        ck_assert_int_eq(conduit_flow_poll_fd(f, CONDUIT_WANT_WRITE), fd);
+                        if (p.raw_fd[i] >= 0)
+                                ck_assert_int_eq(fd, p.raw_fd[i]);
+                } else {
+                        ck_assert_msg(fd == -1, "[%s] conduit_flow_fd() = %d, want -1",
+                                      transport->name, fd);
+                        ck_assert_int_ge(conduit_flow_poll_fd(f, CONDUIT_WANT_READ), 0);
+                        ck_assert_int_ge(conduit_flow_poll_fd(f, CONDUIT_WANT_WRITE), 0);
+                }
+                int r = conduit_flow_query(f, CONDUIT_QUERY_FD, &qfd);
+                ck_assert_msg(r == 0 ? qfd == fd : r == -ENOPROTOOPT && fd == -1,
+                              "[%s] QUERY_FD = %d (%d), conduit_flow_fd() = %d", transport->name, r,
+                              qfd, fd);
+                ck_assert_int_eq(conduit_flow_poll_fd(f, 0), -1);
+
+                struct conduit_peer_cred cred = { -1, -1, -1 };
+                if (transport->unix_cred) {
+                        flow_err(f, conduit_flow_query(f, CONDUIT_QUERY_PEER_CRED, &cred), 0);
+                        ck_assert_int_eq(cred.pid, getpid());
+                        ck_assert_int_eq(cred.uid, getuid());
+                        ck_assert_int_eq(cred.gid, getgid());
+                } else {
+                        flow_err(f, conduit_flow_query(f, CONDUIT_QUERY_PEER_CRED, &cred),
+                                 -ENOPROTOOPT);
+                }
+                flow_err(f, conduit_flow_query(f, 9999, &cred), -ENOPROTOOPT);
+
+                /* defaults: no read or write timeout, a 10 s close timeout */
+                ck_assert_int_eq(conduit_flow_get_timeout(f, CONDUIT_TIMEOUT_READ), -1);
+                ck_assert_int_eq(conduit_flow_get_timeout(f, CONDUIT_TIMEOUT_WRITE), -1);
+                ck_assert_int_eq(conduit_flow_get_timeout(f, CONDUIT_TIMEOUT_CLOSE), 10000);
+                ck_assert(!conduit_flow_get_nonblocking(f));
+                ck_assert_uint_eq(query_u64(f, CONDUIT_QUERY_BYTES_IN), 0);
+                ck_assert_uint_eq(query_u64(f, CONDUIT_QUERY_BYTES_OUT), 0);
+        }
+
+        /* byte counts follow what went through */
+        tc_write_all(p.f[C], "0123456789", 10);
+        expect_data(p.f[S], "0123456789");
+        tc_write_all(p.f[S], "abc", 3);
+        expect_data(p.f[C], "abc");
+        ck_assert_uint_eq(query_u64(p.f[C], CONDUIT_QUERY_BYTES_OUT), 10);
+        ck_assert_uint_eq(query_u64(p.f[S], CONDUIT_QUERY_BYTES_IN), 10);
+        ck_assert_uint_eq(query_u64(p.f[S], CONDUIT_QUERY_BYTES_OUT), 3);
+        ck_assert_uint_eq(query_u64(p.f[C], CONDUIT_QUERY_BYTES_IN), 3);
+        pair_teardown(&p);
+}
+END_TEST
+
+START_TEST(test_attributes)
+{
+        struct pair p;
+        pair_open(&p);
+        for (int i = 0; i < 2; i++) {
+                conduit_flow *f = p.f[i];
+                if (transport->nodelay)
+                        flow_err(f, conduit_flow_set_nodelay(f, true), 0);
+                else
+                        flow_err(f, conduit_flow_set_nodelay(f, true), -ENOTSUP);
+                if (transport->buffer_sizes)
+                        flow_err(f, conduit_flow_set_buffer_sizes(f, 65536, 65536), 0);
+                else
+                        ck_assert_int_lt(conduit_flow_set_buffer_sizes(f, 65536, 65536), 0);
+                flow_err(f, conduit_flow_set_timeout(f, (conduit_timeout)5, 1), -EINVAL);
+                flow_err(f, conduit_flow_set_timeout(f, CONDUIT_TIMEOUT_READ, -5), 0);
+                ck_assert_int_eq(conduit_flow_get_timeout(f, CONDUIT_TIMEOUT_READ), -1);
+        }
+        /* the flow still works after all that */
+        tc_write_all(p.f[C], "ok", 2);
+        expect_data(p.f[S], "ok");
+        pair_teardown(&p);
+}
+END_TEST
+
+/* ---- descriptor leaks ---------------------------------------------------- */
+
+static void one_cycle(void)
+{
+        struct pair p;
+        pair_open(&p);
+        char b;
+        tc_write_all(p.f[C], "x", 1);
+        read_exact(p.f[S], &b, 1);
+        flow_err(p.f[S], conduit_flow_shutdown(p.f[S], CONDUIT_SHUT_WR), 0);
+        tc_err(conduit_flow_close(p.f[C]), 0);
+        pair_released(&p, C);
+        tc_err(conduit_flow_close(p.f[S]), 0);
+        pair_released(&p, S);
+        pair_teardown(&p);
+}
+
+START_TEST(test_no_fd_leak)
+{
+        one_cycle(); /* anything opened once and kept (resolver files) */
+        int before = tc_fd_count();
+        for (int i = 0; i < 1000; i++)
+                one_cycle();
+        int after = tc_fd_count();
+        ck_assert_msg(after == before, "[%s] %d descriptors open before 1000 cycles, %d after",
+                      transport->name, before, after);
+}
+END_TEST
+
+/* ---- Unix paths longer than sun_path ------------------------------------- */
+
+struct long_path {
+        char *dir;
+        char *path;
+        char *uri;
+        conduit_listener *l;
+};
+
+static void long_path_listen(struct long_path *lp)
+{
+        char a[61], b[61];
+        memset(a, 'a', 60);
+        memset(b, 'b', 60);
+        a[60] = b[60] = '\0';
+        char *d1 = NULL, *d2 = NULL;
+        lp->dir = tc_tmpdir();
+        ck_assert_int_ge(asprintf(&d1, "%s/%s", lp->dir, a), 0);
+        ck_assert_int_ge(asprintf(&d2, "%s/%s", d1, b), 0);
+        ck_assert_int_eq(mkdir(d1, 0700), 0);
+        ck_assert_int_eq(mkdir(d2, 0700), 0);
+        ck_assert_int_ge(asprintf(&lp->path, "%s/conduit.sock", d2), 0);
+        ck_assert_uint_gt(strlen(lp->path), sizeof(((struct sockaddr_un *)0)->sun_path));
+        ck_assert_int_ge(asprintf(&lp->uri, "unix://%s", lp->path), 0);
+        free(d1);
+        free(d2);
+        lp->l = tc_listen(lp->uri, NULL);
+}
+
+static void long_path_free(struct long_path *lp)
+{
+        conduit_listener_free(lp->l);
+        tc_rmtree(lp->dir);
+        free(lp->dir);
+        free(lp->path);
+        free(lp->uri);
+}
+
+START_TEST(test_unix_long_path)
+{
+        struct long_path lp;
+        long_path_listen(&lp);
+        size_t plen = strlen(lp.path);
+
+        /* the socket is at the full path, not at a truncated one */
+        struct stat st;
+        ck_assert_msg(stat(lp.path, &st) == 0 && S_ISSOCK(st.st_mode),
+                      "no socket at %s (%zu bytes)", lp.path, plen);
+        for (size_t cut = 107; cut <= 108; cut++) {
+                char *t = strndup(lp.path, cut);
+                ck_assert_msg(lstat(t, &st) < 0, "something exists at the truncated path %s", t);
+                free(t);
+        }
+        size_t blen = 0;
+        const char *bpath = conduit_endp_get_path(conduit_listener_endp(lp.l), &blen);
+        ck_assert_msg(bpath && blen == plen && memcmp(bpath, lp.path, plen) == 0,
+                      "the listener's endp has path %s", bpath ? bpath : "(null)");
+
+        conduit_flow *c = NULL, *s = NULL;
+        tc_ok(conduit_connect(NULL, lp.uri, &c));
+        tc_ok(conduit_listener_accept(lp.l, &s));
+        tc_write_all(c, "ping", 4);
+        expect_data(s, "ping");
+        tc_write_all(s, "pong", 4);
+        expect_data(c, "pong");
+        expect_endp("the client's peer", conduit_flow_peer(c), conduit_listener_endp(lp.l));
+
+        /* the listener removes its socket file */
+        conduit_listener *l = lp.l;
+        lp.l = NULL;
+        conduit_listener_free(l);
+        ck_assert_msg(stat(lp.path, &st) < 0 && errno == ENOENT,
+                      "the socket file outlived its listener");
+        conduit_flow_free(c);
+        conduit_flow_free(s);
+        long_path_free(&lp);
+}
+END_TEST
+
+/* What the kernel reports for such a socket (getsockname on the accepted
+ * socket, getpeername on the client) is the short alias it was bound or
+ * connected through; the flows must still report the real path. */
+START_TEST(test_unix_long_path_endps)
+{
+        struct long_path lp;
+        long_path_listen(&lp);
+        conduit_flow *c = NULL, *s = NULL;
+        tc_ok(conduit_connect(NULL, lp.uri, &c));
+        tc_ok(conduit_listener_accept(lp.l, &s));
+        const conduit_endp *want = conduit_listener_endp(lp.l);
+        conduit_endp *cq = NULL, *sq = NULL;
+        flow_err(c, conduit_flow_query(c, CONDUIT_QUERY_PEER_ENDP, &cq), 0);
+        flow_err(s, conduit_flow_query(s, CONDUIT_QUERY_LOCAL_ENDP, &sq), 0);
+        /* all four checked, all mismatches reported */
+        const struct {
+                const char *what;
+                const conduit_endp *got;
+        } checks[] = {
+                { "the client's peer", conduit_flow_peer(c) },
+                { "the client's queried peer", cq },
+                { "the server's local endp", conduit_flow_local(s) },
+                { "the server's queried local endp", sq },
+        };
+        char msg[4096] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+                if (conduit_endp_equal(checks[i].got, want))
+                        continue;
+                char *g = endp_str(checks[i].got);
+                int n = snprintf(msg + used, sizeof(msg) - used, "%s%s is %s", used ? "; " : "",
+                                 checks[i].what, g);
+                free(g);
+                if (n > 0 && (size_t)n < sizeof(msg) - used)
+                        used += (size_t)n;
+        }
+        conduit_endp_free(cq);
+        conduit_endp_free(sq);
+        char all[4608] = "";
+        if (used) {
+                char *w = endp_str(want);
+                snprintf(all, sizeof(all), "[%s] want %s: %s", transport->name, w, msg);
+                free(w);
+        }
+        conduit_flow_free(c);
+        conduit_flow_free(s);
+        long_path_free(&lp); /* before failing: no directory left behind */
+        ck_assert_msg(!used, "%s", all);
+}
+END_TEST
+
+/* ---- the transports ------------------------------------------------------ */
+
+static const struct transport transports[] = {
+        { .name = "tcp4",
+          .open = open_tcp4,
+          .backend = "tcp",
+          .socket = true,
+          .buffer_sizes = true,
+          .nodelay = true },
+        { .name = "tcp6",
+          .open = open_tcp6,
+          .backend = "tcp",
+          .socket = true,
+          .buffer_sizes = true,
+          .nodelay = true },
+        { .name = "unix",
+          .open = open_unix,
+          .backend = "unix",
+          .socket = true,
+          .unix_cred = true,
+          .buffer_sizes = true },
+        { .name = "abstract",
+          .open = open_abstract,
+          .backend = "unix",
+          .socket = true,
+          .unix_cred = true,
+          .buffer_sizes = true },
+        { .name = "socketpair",
+          .open = open_socketpair,
+          .backend = "unix",
+          .socket = true,
+          .unix_cred = true,
+          .buffer_sizes = true },
+        { .name = "fd",
+          .open = open_fd,
+          .backend = "fd",
+          .socket = true,
+          .unix_cred = true,
+          .buffer_sizes = true },
+        { .name = "memory", .open = open_memory, .backend = "memory" },
+};
+
+static bool have_ipv6_loopback(void)
+{
+        int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return false;
+        struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_addr = in6addr_loopback };
+        bool ok = bind(fd, (struct sockaddr *)&in6, sizeof(in6)) == 0;
+        close(fd);
+        return ok;
+}
+
+static TCase *tcase(Suite *s, const char *name)
+{
+        TCase *tc = tcase_create(name);
+        tcase_set_timeout(tc, TIMEOUT_S);
+        suite_add_tcase(s, tc);
+        return tc;
+}
+
+static Suite *conformance_suite(void)
+{
+        Suite *s = suite_create(transport->name);
+        TCase *tc = tcase(s, "transfer");
+        tcase_add_loop_test(tc, test_transfer, 0, NSIZES);
+        tcase_add_loop_test(tc, test_transfer_writev, 0, NSIZES);
+        tcase_add_loop_test(tc, test_transfer_max_io, 0, NSIZES);
+        tcase_add_test(tc, test_nonblocking);
+        tc = tcase(s, "eof-shutdown");
+        tcase_add_test(tc, test_sticky_eof);
+        tcase_add_test(tc, test_shutdown);
+        tcase_add_test(tc, test_shutdown_rdwr_first);
+        tcase_add_test(tc, test_sticky_reset);
+        tcase_add_test(tc, test_vanished_peer);
+        tc = tcase(s, "timeouts");
+        tcase_add_test(tc, test_read_timeout);
+        tcase_add_test(tc, test_write_timeout);
+        tc = tcase(s, "close");
+        tcase_add_loop_test(tc, test_close_waits_for_peer, 0, 2);
+        tcase_add_test(tc, test_close_timeout);
+        tcase_add_test(tc, test_free);
+        tc = tcase(s, "introspection");
+        tcase_add_test(tc, test_endps);
+        tcase_add_test(tc, test_introspection);
+        tcase_add_test(tc, test_attributes);
+        tc = tcase(s, "leaks");
+        tcase_add_test(tc, test_no_fd_leak);
+        if (strcmp(transport->name, "unix") == 0) {
+                tc = tcase(s, "long-path");
+                tcase_add_test(tc, test_unix_long_path);
+                tcase_add_test(tc, test_unix_long_path_endps);
+        }
+        return s;
+}
+
+int main(int argc, char **argv)
+{
+        tc_init(argc, argv);
+        const char *name = argc > 1 ? argv[1] : "";
+        for (size_t i = 0; i < sizeof(transports) / sizeof(transports[0]); i++)
+                if (strcmp(transports[i].name, name) == 0)
+                        transport = &transports[i];
+        if (!transport) {
+                printf("Bail out! usage: %s TRANSPORT (unknown transport '%s')\n", argv[0], name);
+                return 1;
+        }
+        if (strcmp(name, "tcp6") == 0 && !have_ipv6_loopback()) {
+                printf("1..0 # SKIP no IPv6 loopback address\n");
+                return 0;
+        }
+        return tc_run(conformance_suite());
+}
