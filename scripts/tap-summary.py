@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""Counts TAP results across meson test logs; prints "N passed, N failed".
+
+A test program that failed without reporting a failing TAP line (a crash, a
+timeout, a valgrind error at exit) counts as one failure of its own."""
+import json
+import re
+import sys
+
+passed = failed = skipped = 0
+for path in sys.argv[1:]:
+    try:
+        lines = open(path, encoding="utf-8", errors="replace").read().splitlines()
+    except OSError:
+        print(f"missing log {path}: counted as a failure")
+        failed += 1
+        continue
+    for line in lines:
+        t = json.loads(line)
+        out = t.get("stdo") or ""
+        p = f = 0
+        for l in out.splitlines():
+            if re.match(r"^ok\b", l):
+                if re.search(r"#\s*SKIP", l, re.I):
+                    skipped += 1
+                else:
+                    p += 1
+            elif re.match(r"^not ok\b", l):
+                if re.search(r"#\s*TODO", l, re.I):
+                    continue
+                f += 1
+        bad = t.get("result") not in ("OK", "SKIP", "EXPECTEDFAIL")
+        if bad and f == 0:
+            f = 1
+            print(f"{path}: {t.get('name')}: {t.get('result')} without a failing TAP line")
+        passed += p
+        failed += f
+if skipped:
+    print(f"({skipped} skipped)")
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
