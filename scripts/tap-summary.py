@@ -17,7 +17,7 @@ for path in sys.argv[1:]:
         continue
     for line in lines:
         t = json.loads(line)
-        out = t.get("stdo") or ""
+        out = t.get("stdout") or t.get("stdo") or ""
         p = f = 0
         for l in out.splitlines():
             if re.match(r"^ok\b", l):
@@ -35,6 +35,9 @@ for path in sys.argv[1:]:
             print(f"{path}: {t.get('name')}: {t.get('result')} without a failing TAP line")
         passed += p
         failed += f
+if passed + failed == 0:
+    print("no test results found: counted as a failure")
+    failed = 1
 if skipped:
     print(f"({skipped} skipped)")
 print(f"{passed} passed, {failed} failed")

@@ -2,6 +2,7 @@
 /* The connector: refused, deadlines, Happy Eyeballs, dispatch by kind. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -36,8 +37,13 @@ static int silent_listener(int family, const char *addr, uint16_t *port, int *pa
         }
         int s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         ck_assert_int_ge(s, 0);
-        ck_assert_msg(bind(s, (struct sockaddr *)&ss, len) == 0, "bind %s: %s", addr,
-                      strerror(errno));
+        if (bind(s, (struct sockaddr *)&ss, len) < 0) {
+                /* the caller picks another port */
+                ck_assert_msg(errno == EADDRINUSE && *port != 0, "bind %s: %s", addr,
+                              strerror(errno));
+                close(s);
+                return -1;
+        }
         ck_assert_int_eq(listen(s, 0), 0);
         ck_assert_int_eq(getsockname(s, (struct sockaddr *)&ss, &len), 0);
         *port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
@@ -137,11 +143,23 @@ static void log_cb(void *ud, int level, const char *msg)
 static void happy_eyeballs(int dead_family, const char *dead_addr, bool dead_silent)
 {
         char *uri = NULL;
-        conduit_listener *live = tc_listen("tcp://127.0.0.1:0", &uri);
-        uint16_t port = (uint16_t)conduit_endp_get_port(conduit_listener_endp(live));
+        conduit_listener *live = NULL;
+        uint16_t port = 0;
         int s = -1, parked = -1;
-        if (dead_silent)
-                s = silent_listener(dead_family, dead_addr, &port, &parked);
+        /* the dead address needs the live one's port: other programs may
+         * hold it there, so try a few */
+        for (int tries = 0; tries < 50; tries++) {
+                live = tc_listen("tcp://127.0.0.1:0", &uri);
+                port = (uint16_t)conduit_endp_get_port(conduit_listener_endp(live));
+                if (!dead_silent ||
+                    (s = silent_listener(dead_family, dead_addr, &port, &parked)) >= 0)
+                        break;
+                conduit_listener_free(live);
+                free(uri);
+                live = NULL;
+                uri = NULL;
+        }
+        ck_assert_ptr_nonnull(live);
         conduit_ctx *ctx;
         struct log log = { "" };
         tc_ok(conduit_ctx_new(&ctx));
@@ -196,9 +214,16 @@ END_TEST
 START_TEST(he_deadline_covers_all_attempts)
 {
         uint16_t port = 0;
-        int p1, p2;
-        int s1 = silent_listener(AF_INET, "127.0.0.2", &port, &p1);
-        int s2 = silent_listener(AF_INET, "127.0.0.3", &port, &p2);
+        int p1, p2, s1, s2 = -1;
+        for (int tries = 0; tries < 50 && s2 < 0; tries++) {
+                port = 0;
+                s1 = silent_listener(AF_INET, "127.0.0.2", &port, &p1);
+                if ((s2 = silent_listener(AF_INET, "127.0.0.3", &port, &p2)) < 0) {
+                        close(p1);
+                        close(s1);
+                }
+        }
+        ck_assert_int_ge(s2, 0);
         conduit_ctx *ctx;
         tc_ok(conduit_ctx_new(&ctx));
         tc_ok(conduit_ctx_add_host(ctx, "dead.test", "127.0.0.2"));
@@ -313,6 +338,45 @@ START_TEST(connect_by_endp_and_fd)
 }
 END_TEST
 
+/* A link-local address is reachable only through its zone. In a private
+ * network namespace (this forked test child's own), lo gets fe80::1. */
+START_TEST(ipv6_zone_reaches_link_local)
+{
+        if (unshare(CLONE_NEWNET) < 0) {
+                fprintf(stderr, "# skipped: no network namespace (%s)\n", strerror(errno));
+                return;
+        }
+        ck_assert_int_eq(system("ip link set lo up && ip -6 addr add fe80::1/64 dev lo nodad"), 0);
+        char *uri = NULL;
+        conduit_listener *l = tc_listen("tcp://[fe80::1%lo]:0", &uri);
+        ck_assert_ptr_nonnull(strstr(uri, "[fe80::1%lo]"));
+        conduit_flow *c = NULL, *s = NULL;
+        tc_ok(conduit_connect(NULL, uri, &c));
+        tc_ok(conduit_listener_accept(l, &s));
+        /* the accepted peer carries the zone too */
+        char *peer = NULL;
+        tc_ok(conduit_endp_format(conduit_flow_peer(s), &peer));
+        ck_assert_msg(strstr(peer, "%lo]"), "peer %s has no zone", peer);
+        tc_write_all(c, "z", 1);
+        char b;
+        ck_assert_int_eq(conduit_flow_read(s, &b, 1), 1);
+        /* without the zone, or with a zone that does not exist, it fails */
+        long long port = conduit_endp_get_port(conduit_listener_endp(l));
+        char bad[96];
+        conduit_flow *f = NULL;
+        snprintf(bad, sizeof(bad), "tcp://[fe80::1]:%lld", port);
+        ck_assert_int_lt(conduit_connect(NULL, bad, &f), 0);
+        snprintf(bad, sizeof(bad), "tcp://[fe80::1%%nosuchif0]:%lld", port);
+        tc_err(conduit_connect(NULL, bad, &f), -ENODEV);
+        ck_assert_ptr_null(f);
+        free(peer);
+        conduit_flow_free(c);
+        conduit_flow_free(s);
+        conduit_listener_free(l);
+        free(uri);
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("connect");
@@ -329,6 +393,7 @@ static Suite *suite(void)
         tcase_add_test(tc, bad_targets);
         tcase_add_test(tc, context_outlived_by_flow);
         tcase_add_test(tc, connect_by_endp_and_fd);
+        tcase_add_test(tc, ipv6_zone_reaches_link_local);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -64,8 +64,36 @@ static void connect_expect(const char *host, long long port, int want)
         }
 }
 
+/* Listens on uri (one family) and binds the same port on the other
+ * family's loopback address without listening. */
+static conduit_listener *single_family_listener(const char *uri, int other, long long *port,
+                                                int *hold)
+{
+        for (int tries = 0; tries < 50; tries++) {
+                conduit_listener *l = tc_listen(uri, NULL);
+                *port = conduit_endp_get_port(conduit_listener_endp(l));
+                struct sockaddr_in in = { .sin_family = AF_INET,
+                                          .sin_port = htons((uint16_t)*port),
+                                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+                struct sockaddr_in6 in6 = { .sin6_family = AF_INET6,
+                                            .sin6_port = htons((uint16_t)*port),
+                                            .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+                *hold = socket(other, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                int one = 1;
+                setsockopt(*hold, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+                if (other == AF_INET ? bind(*hold, (struct sockaddr *)&in, sizeof(in)) == 0
+                                     : bind(*hold, (struct sockaddr *)&in6, sizeof(in6)) == 0)
+                        return l;
+                close(*hold);
+                conduit_listener_free(l);
+        }
+        ck_abort_msg("no port free in both families");
+        return NULL;
+}
+
 START_TEST(tcp_wildcards)
 {
+        int hold;
         /* tcp://:0 serves both families; tcp4 only IPv4; tcp6 only IPv6 */
         conduit_listener *l = tc_listen("tcp://:0", NULL);
         long long port = conduit_endp_get_port(conduit_listener_endp(l));
@@ -83,16 +111,18 @@ START_TEST(tcp_wildcards)
         }
         conduit_listener_free(l);
 
-        l = tc_listen("tcp6://:0", NULL);
-        port = conduit_endp_get_port(conduit_listener_endp(l));
+        /* one family only: the other family's port is held by a bound,
+         * non-listening socket of ours, so nobody else can answer there */
+        l = single_family_listener("tcp6://:0", AF_INET, &port, &hold);
         connect_expect("127.0.0.1", port, -ECONNREFUSED);
         connect_expect("[::1]", port, 0);
         conduit_listener_free(l);
+        close(hold);
 
-        l = tc_listen("tcp4://:0", NULL);
-        port = conduit_endp_get_port(conduit_listener_endp(l));
+        l = single_family_listener("tcp4://:0", AF_INET6, &port, &hold);
         connect_expect("[::1]", port, -ECONNREFUSED);
         connect_expect("127.0.0.1", port, 0);
+        close(hold);
         conduit_listener_free(l);
 }
 END_TEST

@@ -2,6 +2,9 @@
 /* Name resolution: static hosts, rewrite rules, service schemes,
  * getaddrinfo, TLS server names, errors. */
 #include <errno.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +153,48 @@ START_TEST(getaddrinfo_localhost)
 }
 END_TEST
 
+/* getaddrinfo's answer comes back with the families interleaved (RFC
+ * 8305 §4). In a private mount namespace (this forked test child's own),
+ * /etc/hosts is replaced by one naming four addresses. */
+START_TEST(getaddrinfo_interleaves_families)
+{
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+                fprintf(stderr, "# skipped: no mount namespace (%s)\n", strerror(errno));
+                return;
+        }
+        char *dir = tc_tmpdir();
+        char path[512];
+        snprintf(path, sizeof(path), "%s/hosts", dir);
+        FILE *f = fopen(path, "w");
+        fputs("192.0.2.1 multi.test\n192.0.2.2 multi.test\n"
+              "2001:db8::1 multi.test\n2001:db8::2 multi.test\n2001:db8::3 multi.test\n",
+              f);
+        fclose(f);
+        ck_assert_int_eq(mount(path, "/etc/hosts", NULL, MS_BIND, NULL), 0);
+        conduit_endp **list = NULL;
+        int n = conduit_resolve(NULL, "tcp://multi.test:7", &list);
+        ck_assert_int_eq(n, 5);
+        /* whichever family comes first, they alternate while both last */
+        int fam[5];
+        for (int i = 0; i < n; i++) {
+                struct sockaddr_storage ss;
+                socklen_t len;
+                tc_ok(conduit_endp_to_sockaddr(list[i], &ss, &len));
+                fam[i] = ss.ss_family;
+                ck_assert_str_eq(conduit_endp_get_host(list[i]), "multi.test");
+        }
+        char *got = resolve_str(NULL, "tcp://multi.test:7");
+        ck_assert_msg(fam[0] != fam[1] && fam[1] != fam[2] && fam[2] != fam[3],
+                      "families not interleaved: %s", got);
+        ck_assert_msg(fam[4] == AF_INET6, "the extra IPv6 address goes last: %s", got);
+        free(got);
+        conduit_endp_list_free(list);
+        umount("/etc/hosts");
+        tc_rmtree(dir);
+        free(dir);
+}
+END_TEST
+
 START_TEST(not_found)
 {
         conduit_endp **list = NULL;
@@ -251,6 +296,7 @@ static Suite *suite(void)
         tcase_add_test(tc, tls_gets_the_name);
         tcase_add_test(tc, rewrites);
         tcase_add_test(tc, getaddrinfo_localhost);
+        tcase_add_test(tc, getaddrinfo_interleaves_families);
         tcase_add_test(tc, not_found);
         tcase_add_test(tc, service_table);
         tcase_add_test(tc, services_file_fallback);
