@@ -171,11 +171,16 @@ int conduit_endp_from_sockaddr(const struct sockaddr *sa, socklen_t len, conduit
         case AF_UNIX: {
                 const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
                 size_t off = offsetof(struct sockaddr_un, sun_path);
-                if (len > (socklen_t)sizeof(struct sockaddr_un))
-                        return -EINVAL;
+                size_t n = (size_t)len - off;
+                if (n > sizeof(un->sun_path)) {
+                        /* A path that fills sun_path comes back one byte
+                         * longer: the kernel counts the NUL it adds. */
+                        if (un->sun_path[0] == '\0')
+                                return -EINVAL;
+                        n = sizeof(un->sun_path);
+                }
                 if (!(e = conduit__endp_new(CONDUIT_ENDP_UNIX)))
                         return -ENOMEM;
-                size_t n = (size_t)len - off;
                 const char *p = un->sun_path;
                 if (n > 0 && p[0] == '\0') {
                         e->abstract = true;

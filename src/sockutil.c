@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -50,7 +51,12 @@ int conduit__unix_sockaddr(const conduit_endp *e, struct sockaddr_storage *ret, 
         memset(un, 0, sizeof(*un));
         un->sun_family = AF_UNIX;
         int n = snprintf(un->sun_path, sizeof(un->sun_path), "/proc/self/fd/%d/%s", dfd, base);
-        if (n < 0 || (size_t)n >= sizeof(un->sun_path) || *base == '\0') {
+        /* Without /proc the detour would fail as -ENOENT, which reads as
+         * "no such socket": say what it is. */
+        struct stat st;
+        char self[32];
+        snprintf(self, sizeof(self), "/proc/self/fd/%d", dfd);
+        if (n < 0 || (size_t)n >= sizeof(un->sun_path) || *base == '\0' || stat(self, &st) < 0) {
                 close(dfd);
                 return -ENAMETOOLONG;
         }

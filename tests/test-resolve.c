@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Name resolution: static hosts, rewrite rules, service schemes,
  * getaddrinfo, TLS server names, errors. */
+#include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <netdb.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -158,7 +161,7 @@ END_TEST
  * /etc/hosts is replaced by one naming four addresses. */
 START_TEST(getaddrinfo_interleaves_families)
 {
-        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+        if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0) {
                 fprintf(stderr, "# skipped: no mount namespace (%s)\n", strerror(errno));
                 return;
         }
@@ -170,7 +173,7 @@ START_TEST(getaddrinfo_interleaves_families)
               "2001:db8::1 multi.test\n2001:db8::2 multi.test\n2001:db8::3 multi.test\n",
               f);
         fclose(f);
-        ck_assert_int_eq(mount(path, "/etc/hosts", NULL, MS_BIND, NULL), 0);
+        ck_assert_int_eq(mount(path, "/etc/hosts", "none", MS_BIND, NULL), 0);
         conduit_endp **list = NULL;
         int n = conduit_resolve(NULL, "tcp://multi.test:7", &list);
         ck_assert_int_eq(n, 5);
@@ -192,6 +195,50 @@ START_TEST(getaddrinfo_interleaves_families)
         umount("/etc/hosts");
         tc_rmtree(dir);
         free(dir);
+}
+END_TEST
+
+/* getaddrinfo() as seen by the library: "ll.test" answers with a
+ * link-local address and a scope id, as nss-mdns does for NAME.local
+ * (/etc/hosts cannot carry one); other names go to the C library. */
+static struct {
+        struct addrinfo ai;
+        struct sockaddr_in6 sin6;
+} ll_answer;
+
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                struct addrinfo **res)
+{
+        if (node && strcmp(node, "ll.test") == 0) {
+                ll_answer.sin6 =
+                        (struct sockaddr_in6){ .sin6_family = AF_INET6, .sin6_scope_id = 1 };
+                inet_pton(AF_INET6, "fe80::1", &ll_answer.sin6.sin6_addr);
+                ll_answer.ai = (struct addrinfo){ .ai_family = AF_INET6,
+                                                  .ai_socktype = SOCK_STREAM,
+                                                  .ai_addrlen = sizeof(ll_answer.sin6),
+                                                  .ai_addr = (struct sockaddr *)&ll_answer.sin6 };
+                *res = &ll_answer.ai;
+                return 0;
+        }
+        int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **) =
+                (int (*)(const char *, const char *, const struct addrinfo *,
+                         struct addrinfo **))dlsym(RTLD_NEXT, "getaddrinfo");
+        return real(node, service, hints, res);
+}
+
+void freeaddrinfo(struct addrinfo *ai)
+{
+        if (ai == &ll_answer.ai)
+                return;
+        void (*real)(struct addrinfo *) =
+                (void (*)(struct addrinfo *))dlsym(RTLD_NEXT, "freeaddrinfo");
+        real(ai);
+}
+
+START_TEST(getaddrinfo_keeps_scope)
+{
+        /* scope id 1 is the loopback interface, always */
+        expect(NULL, "tcp://ll.test:631", "tcp://[fe80::1%lo]:631");
 }
 END_TEST
 
@@ -297,6 +344,7 @@ static Suite *suite(void)
         tcase_add_test(tc, rewrites);
         tcase_add_test(tc, getaddrinfo_localhost);
         tcase_add_test(tc, getaddrinfo_interleaves_families);
+        tcase_add_test(tc, getaddrinfo_keeps_scope);
         tcase_add_test(tc, not_found);
         tcase_add_test(tc, service_table);
         tcase_add_test(tc, services_file_fallback);

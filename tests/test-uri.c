@@ -970,6 +970,30 @@ START_TEST(test_sockaddr_unix)
         ck_assert(conduit_endp_equal(e1, e2));
         ck_assert(!conduit_endp_is_abstract(e1));
 
+        /* a path that fills sun_path: the kernel reports its length one
+         * byte past struct sockaddr_un (it counts the NUL it appends) */
+        struct sockaddr_storage full;
+        struct sockaddr_un *fu = (struct sockaddr_un *)&full;
+        conduit_endp *ef = NULL;
+        memset(&full, 0, sizeof(full));
+        fu->sun_family = AF_UNIX;
+        memset(fu->sun_path, 'f', sizeof(fu->sun_path));
+        fu->sun_path[0] = '/';
+        ck_assert_int_eq(conduit_endp_from_sockaddr((struct sockaddr *)&full,
+                                                    sizeof(struct sockaddr_un) + 1, &ef),
+                         0);
+        p = conduit_endp_get_path(ef, &plen);
+        ck_assert_uint_eq(plen, sizeof(fu->sun_path));
+        ck_assert(memcmp(p, fu->sun_path, plen) == 0);
+        conduit_endp_free(ef);
+        /* an abstract name cannot be longer than sun_path */
+        fu->sun_path[0] = '\0';
+        ef = (conduit_endp *)&full;
+        ck_assert_int_eq(conduit_endp_from_sockaddr((struct sockaddr *)&full,
+                                                    sizeof(struct sockaddr_un) + 1, &ef),
+                         -EINVAL);
+        ck_assert_ptr_eq(ef, (conduit_endp *)&full);
+
         /* abstract "\0a\0b": three name bytes, one of them NUL */
         memset(sun.sun_path, 0, sizeof(sun.sun_path));
         memcpy(sun.sun_path, "\0a\0b", 4);

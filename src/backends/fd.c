@@ -59,7 +59,10 @@ static ssize_t fd_read(conduit_flow *f, void *buf, size_t len)
 
 /* writev() on a pipe without a reader raises SIGPIPE, which a library must
  * not do: block it in this thread for the call and consume the one the call
- * raised, unless one was already pending before. */
+ * raised, unless one was already pending before. The kernel raises it also
+ * when the reader goes away during a blocking write that had already moved
+ * some bytes, and then returns that count, not -EPIPE: look at what is
+ * pending, not at the result. */
 static ssize_t writev_nosigpipe(int fd, const struct iovec *iov, int iovcnt)
 {
         sigset_t pipe_set, old, pending;
@@ -70,7 +73,7 @@ static ssize_t writev_nosigpipe(int fd, const struct iovec *iov, int iovcnt)
         pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
         ssize_t n = writev(fd, iov, iovcnt);
         int err = errno;
-        if (n < 0 && err == EPIPE && !was_pending) {
+        if (!was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
                 struct timespec zero = { 0, 0 };
                 while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
                         ;

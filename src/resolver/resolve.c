@@ -3,6 +3,7 @@
  * Rewrite rules first, then static hosts, then getaddrinfo(). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,18 +56,36 @@ conduit_endp **conduit_endp_list_free(conduit_endp **list)
         return NULL;
 }
 
-/* A copy of the TCP endp e with address sa (no port) filled in. */
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+        if (a->ss_family != b->sa_family)
+                return false;
+        if (b->sa_family == AF_INET)
+                return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+                       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
+/* A copy of the TCP endp e with address sa (no port) filled in. Without a
+ * zone, that of sa's scope id: a link-local address from getaddrinfo() (as
+ * nss-mdns gives for NAME.local) is reachable only through it. */
 static int push_addr(struct list *l, const conduit_endp *e, const struct sockaddr *sa,
                      const char *zone)
 {
+        char scope[IF_NAMESIZE];
+        uint32_t id =
+                sa->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_scope_id : 0;
+        if (!zone && id) {
+                if (!if_indextoname(id, scope))
+                        snprintf(scope, sizeof(scope), "%u", id);
+                zone = scope;
+        }
         for (size_t i = 0; i < l->n; i++) {
                 /* getaddrinfo may list one address several times */
                 const conduit_endp *o = l->v[i];
-                if (o->kind == CONDUIT_ENDP_TCP && o->has_addr &&
-                    o->addr.ss_family == sa->sa_family &&
-                    memcmp(&o->addr, sa,
-                           sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                    : sizeof(struct sockaddr_in6)) == 0)
+                if (o->kind == CONDUIT_ENDP_TCP && o->has_addr && same_addr(&o->addr, sa) &&
+                    conduit__streq(o->zone, zone))
                         return 0;
         }
         conduit_endp *c;
