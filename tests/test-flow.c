@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -163,6 +165,35 @@ START_TEST(user_flow_nonblocking_and_errors)
 }
 END_TEST
 
+/* A user flow without a descriptor whose peer never stops sending: one
+ * byte per read, after blocking for up to 20 ms of its read timeout. */
+static ssize_t trickle_read(conduit_flow *f, void *buf, size_t len)
+{
+        int t = conduit_flow_get_timeout(f, CONDUIT_TIMEOUT_READ);
+        struct timespec ts = { 0, (t >= 0 && t < 20 ? t : 20) * 1000000L };
+        nanosleep(&ts, NULL);
+        (void)len;
+        *(char *)buf = 'x';
+        return 1;
+}
+
+START_TEST(close_bounded_against_endless_peer)
+{
+        static const conduit_flow_ops trickle_ops = {
+                .name = "trickle",
+                .read = trickle_read,
+                .writev = fixed_writev,
+        };
+        struct fixed x = { .data = "" };
+        conduit_flow *f = NULL;
+        tc_ok(conduit_flow_new(&trickle_ops, &x, &f));
+        tc_ok(conduit_flow_set_timeout(f, CONDUIT_TIMEOUT_CLOSE, 200));
+        /* returns (the test's own timeout would catch a hang) with the
+         * timeout, however long the peer goes on */
+        tc_err(conduit_flow_close(f), -ETIMEDOUT);
+}
+END_TEST
+
 START_TEST(set_error_formats)
 {
         struct fixed x = { .data = "" };
@@ -230,6 +261,43 @@ START_TEST(pipe_without_reader_no_sigpipe)
         ck_assert(!sigismember(&pending, SIGPIPE));
         conduit_flow_free(f);
         ck_assert_int_ge(fcntl(p[1], F_GETFD), 0); /* borrowed: open */
+        close(p[1]);
+}
+END_TEST
+
+static void *close_when_full(void *arg)
+{
+        int *p = arg, queued = 0;
+        /* once the writer has filled the pipe and sleeps in writev() */
+        while (ioctl(p[0], FIONREAD, &queued) == 0 && queued < 4096)
+                usleep(1000);
+        usleep(50 * 1000);
+        close(p[0]);
+        return NULL;
+}
+
+START_TEST(pipe_reader_leaves_mid_write_no_sigpipe)
+{
+        /* The kernel raises SIGPIPE, and returns the bytes already moved
+         * rather than -EPIPE, when the reader leaves during a blocking
+         * write: that SIGPIPE must be consumed too. */
+        ck_assert_ptr_eq(signal(SIGPIPE, SIG_DFL), SIG_DFL);
+        sigset_t pipe_set, pending;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        pthread_sigmask(SIG_UNBLOCK, &pipe_set, NULL);
+        int p[2];
+        ck_assert_int_eq(pipe(p), 0);
+        conduit_flow *f = NULL;
+        tc_ok(conduit_flow_from_fds(p[1], p[1], 0, &f));
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, close_when_full, p), 0);
+        static char big[1 << 20];
+        tc_err(conduit_flow_write(f, big, sizeof(big)), -EPIPE);
+        pthread_join(t, NULL);
+        sigpending(&pending);
+        ck_assert(!sigismember(&pending, SIGPIPE));
+        conduit_flow_free(f);
         close(p[1]);
 }
 END_TEST
@@ -359,8 +427,10 @@ static Suite *suite(void)
         tcase_add_test(tc, user_flow_generic_layer);
         tcase_add_test(tc, user_flow_nonblocking_and_errors);
         tcase_add_test(tc, set_error_formats);
+        tcase_add_test(tc, close_bounded_against_endless_peer);
         tcase_add_test(tc, pipes_owned);
         tcase_add_test(tc, pipe_without_reader_no_sigpipe);
+        tcase_add_test(tc, pipe_reader_leaves_mid_write_no_sigpipe);
         tcase_add_test(tc, from_fd_errors);
         tcase_add_test(tc, tcp_attributes);
         tcase_add_test(tc, uri_options_reach_the_socket);

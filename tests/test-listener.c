@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -376,10 +377,92 @@ START_TEST(unsupported_listeners)
         conduit_listener *l = NULL;
         tc_err(conduit_listen(NULL, "vsock://any:1234", &l), CONDUIT_E_UNSUPPORTED);
         tc_err(conduit_listen(NULL, "vchan://0/x", &l), CONDUIT_E_UNSUPPORTED);
-        tc_err(conduit_listen(NULL, "tls+tcp://127.0.0.1:0", &l), CONDUIT_E_UNSUPPORTED);
+        /* a TLS listener without a certificate fails at once, not per client */
+        tc_err(conduit_listen(NULL, "tls+tcp://127.0.0.1:0", &l), CONDUIT_E_TLS);
+        ck_assert_ptr_nonnull(strstr(conduit_ctx_error_message(NULL), "cert="));
         tc_err(conduit_listen(NULL, "unix:", &l), -EINVAL);
         tc_err(conduit_listen(NULL, "bogus://x", &l), CONDUIT_E_SCHEME);
         ck_assert_ptr_null(l);
+}
+END_TEST
+
+START_TEST(unlink_spares_a_live_listener)
+{
+        char *dir = tc_tmpdir();
+        char uri[600], path[512];
+        snprintf(path, sizeof(path), "%s/live.sock", dir);
+        snprintf(uri, sizeof(uri), "unix://%s?unlink=1", path);
+        conduit_listener *live = tc_listen(uri, NULL);
+        conduit_listener *l2 = NULL;
+        tc_err(conduit_listen(NULL, uri, &l2), -EADDRINUSE);
+        ck_assert_ptr_nonnull(strstr(conduit_ctx_error_message(NULL), "live"));
+        ck_assert_ptr_null(l2);
+        /* the probe that found it live was a connection that closed at
+         * once; then the first listener still owns the path and answers */
+        conduit_flow *probe = NULL;
+        tc_ok(conduit_listener_accept(live, &probe));
+        char b;
+        ck_assert_int_eq(conduit_flow_read(probe, &b, 1), 0);
+        conduit_flow_free(probe);
+        char plain[600];
+        snprintf(plain, sizeof(plain), "unix://%s", path);
+        roundtrip(live, plain);
+        conduit_listener_free(live);
+        tc_rmtree(dir);
+        free(dir);
+}
+END_TEST
+
+START_TEST(forked_child_leaves_the_socket_file)
+{
+        char *dir = tc_tmpdir();
+        char uri[600], path[512];
+        snprintf(path, sizeof(path), "%s/fork.sock", dir);
+        snprintf(uri, sizeof(uri), "unix://%s", path);
+        conduit_listener *l = tc_listen(uri, NULL);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                /* a child that cleans up what it inherited */
+                conduit_listener_free(l);
+                _exit(0);
+        }
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        struct stat st;
+        ck_assert_msg(stat(path, &st) == 0, "the child removed the parent's socket file");
+        roundtrip(l, uri);
+        conduit_listener_free(l);
+        ck_assert_int_ne(stat(path, &st), 0);
+        tc_rmtree(dir);
+        free(dir);
+}
+END_TEST
+
+START_TEST(borrowed_socket_flags_untouched)
+{
+        for (int nb = 0; nb < 2; nb++) {
+                int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nb ? SOCK_NONBLOCK : 0), 0);
+                struct sockaddr_in in = { .sin_family = AF_INET,
+                                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+                ck_assert_int_eq(bind(s, (struct sockaddr *)&in, sizeof(in)), 0);
+                ck_assert_int_eq(listen(s, 8), 0);
+                int before = fcntl(s, F_GETFL);
+                char fduri[32];
+                snprintf(fduri, sizeof(fduri), "fd:%d", s);
+                conduit_listener *l = tc_listen(fduri, NULL);
+                conduit_flow *f = NULL;
+                tc_ok(conduit_listener_set_timeout(l, 50));
+                tc_err(conduit_listener_accept(l, &f), -ETIMEDOUT);
+                ck_assert_int_eq(fcntl(s, F_GETFL), before);
+                tc_ok(conduit_listener_set_timeout(l, -1));
+                tc_ok(conduit_listener_set_nonblocking(l, true));
+                tc_err(conduit_listener_accept(l, &f), -EAGAIN);
+                ck_assert_int_eq(fcntl(s, F_GETFL), before);
+                conduit_listener_free(l);
+                ck_assert_int_eq(fcntl(s, F_GETFL), before);
+                close(s);
+        }
 }
 END_TEST
 
@@ -400,6 +483,9 @@ static Suite *suite(void)
         tcase_add_test(tc, accept_timeout_and_nonblocking);
         tcase_add_test(tc, emfile_returns_then_recovers);
         tcase_add_test(tc, unsupported_listeners);
+        tcase_add_test(tc, unlink_spares_a_live_listener);
+        tcase_add_test(tc, forked_child_leaves_the_socket_file);
+        tcase_add_test(tc, borrowed_socket_flags_untouched);
         suite_add_tcase(s, tc);
         return s;
 }

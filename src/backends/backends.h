@@ -34,6 +34,7 @@ struct conduit__listen_result {
         const conduit_flow_ops *ops; /* ops for accepted flows */
         char *unlink_path;           /* socket file to remove on free, or NULL */
         uint64_t unlink_dev, unlink_ino;
+        long unlink_pid; /* only this process removes it */
 };
 typedef int conduit__listen_fn(conduit_ctx *ctx, const conduit_endp *e,
                                struct conduit__listen_result *ret);

@@ -2,7 +2,8 @@
 /* Unix domain sockets: paths (of any length up to PATH_MAX), abstract
  * names of exact length. */
 #include <errno.h>
-#include <poll.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -16,7 +17,10 @@
 #include "util.h"
 
 /* A Unix connect does not return EINPROGRESS: a blocking connect waits for
- * room in the listener's backlog, bounded by SO_SNDTIMEO. */
+ * room in the listener's backlog, bounded by SO_SNDTIMEO. Nor does it go on
+ * in the background when a signal interrupts that wait (unlike TCP): the
+ * socket is left unconnected (it polls writable at once), so it is simply
+ * tried again. */
 static int connect_deadline(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline)
 {
         for (;;) {
@@ -34,20 +38,6 @@ static int connect_deadline(int fd, const struct sockaddr *sa, socklen_t len, in
                         return -ETIMEDOUT; /* SO_SNDTIMEO expired */
                 if (errno != EINTR)
                         return -errno;
-                /* Interrupted: the connect goes on; wait for its outcome. */
-                struct pollfd p = { .fd = fd, .events = POLLOUT };
-                int pr = poll(&p, 1, conduit__remaining(deadline));
-                if (pr == 0)
-                        return -ETIMEDOUT;
-                if (pr < 0 && errno != EINTR)
-                        return -errno;
-                int soerr = 0;
-                socklen_t sl = sizeof(soerr);
-                getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-                if (soerr)
-                        return -soerr;
-                if (pr > 0)
-                        break;
         }
         if (deadline >= 0) {
                 struct timeval zero = { 0, 0 };
@@ -73,11 +63,7 @@ int conduit__unix_connect(conduit_ctx *ctx, const conduit_endp *e, int64_t deadl
         if (r < 0)
                 goto fail;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-                r = -errno;
-                goto fail;
-        }
-        r = connect_deadline(fd, (struct sockaddr *)&ss, len, deadline);
+        r = fd < 0 ? -errno : connect_deadline(fd, (struct sockaddr *)&ss, len, deadline);
         if (dirfd >= 0)
                 close(dirfd);
         if (r < 0)
@@ -99,6 +85,28 @@ fail:
         free(s);
         if (fd >= 0)
                 close(fd);
+        return r;
+}
+
+/* chmod of the socket just bound, never of what a symlink swapped in for
+ * it points to: the file is opened without following links, checked to be
+ * a socket, and changed through its /proc/self/fd name. */
+static int chmod_socket(const char *path, mode_t mode)
+{
+        int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        char proc[64];
+        int r = 0;
+        if (fstat(fd, &st) < 0)
+                r = -errno;
+        else if (!S_ISSOCK(st.st_mode))
+                r = -EEXIST;
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        if (r == 0 && chmod(proc, mode) < 0)
+                r = -errno;
+        close(fd);
         return r;
 }
 
@@ -129,6 +137,20 @@ int conduit__unix_listen(conduit_ctx *ctx, const conduit_endp *e,
                                                    e->path);
                                 goto out;
                         }
+                        /* A socket somebody still listens on is not stale. */
+                        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                        int pr = probe < 0 ? -1 : connect(probe, (struct sockaddr *)&ss, len);
+                        int perr = errno;
+                        if (probe >= 0)
+                                close(probe);
+                        if (probe < 0 || pr == 0 || perr != ECONNREFUSED) {
+                                r = -EADDRINUSE;
+                                conduit__set_error(r,
+                                                   "%s: a listener is still live on it: "
+                                                   "not removed",
+                                                   e->path);
+                                goto out;
+                        }
                         unlink(e->path);
                 }
         }
@@ -143,8 +165,7 @@ int conduit__unix_listen(conduit_ctx *ctx, const conduit_endp *e,
                 /* Between bind and listen nobody can connect yet, so the
                  * mode is in place before the first client arrives. */
                 const char *mode = e->opt[CONDUIT__OPT_MODE];
-                if (mode && chmod(e->path, (mode_t)strtoul(mode, NULL, 8)) < 0) {
-                        r = -errno;
+                if (mode && (r = chmod_socket(e->path, (mode_t)strtoul(mode, NULL, 8))) < 0) {
                         conduit__set_error(r, "chmod %s: %s", e->path, conduit_strerror(r));
                         unlink(e->path);
                         goto out;
@@ -173,7 +194,8 @@ int conduit__unix_listen(conduit_ctx *ctx, const conduit_endp *e,
                                                 .ops = &conduit__unix_ops,
                                                 .unlink_path = path,
                                                 .unlink_dev = st.st_dev,
-                                                .unlink_ino = st.st_ino };
+                                                .unlink_ino = st.st_ino,
+                                                .unlink_pid = getpid() };
         fd = -1;
         r = 0;
 out:
