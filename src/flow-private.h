@@ -3,6 +3,7 @@
 #ifndef CONDUIT_FLOW_PRIVATE_H
 #define CONDUIT_FLOW_PRIVATE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -15,7 +16,11 @@ struct conduit_flow {
         conduit_ctx *ctx;    /* reference, may be NULL */
         conduit_endp *peer;  /* cached, owned */
         conduit_endp *local; /* cached, owned */
-        char *errmsg;        /* last detail message, owned */
+        /* Detail messages: [0] set by the read path, [1] by everything
+         * else, so a reader thread and a writer thread never free each
+         * other's; errseq says which is newer. Owned. */
+        char *errmsg[2];
+        _Atomic uint64_t errseq[2];
         uint64_t bytes_in;
         uint64_t bytes_out;
         size_t max_io;  /* 0: unlimited */
@@ -47,6 +52,11 @@ static inline bool conduit__flow_dontwait(const conduit_flow *f, int dir)
 
 /* Sets peer/local endps (takes ownership; either may be NULL). */
 void conduit__flow_set_endps(conduit_flow *f, conduit_endp *peer, conduit_endp *local);
+
+/* Waits until the flow's poll descriptors are ready for wants, or the
+ * deadline (absolute ms, -1 none) passes. Returns 0 (ready), -ETIMEDOUT,
+ * -EAGAIN (no descriptor to wait on) or a poll error. */
+int conduit__flow_wait(conduit_flow *f, int wants, int64_t deadline);
 
 /* The descriptor of the innermost flow (the transport socket), or -1. */
 int conduit__flow_transport_fd(conduit_flow *f);

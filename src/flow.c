@@ -49,6 +49,23 @@ void *conduit_flow_impl(const conduit_flow *f)
         return f ? f->impl : NULL;
 }
 
+/* Which message slot this thread's current operation writes (0 while the
+ * read path runs), and the flow and slot of its last public call, so that
+ * conduit_flow_error_message() answers about the caller's own operation. */
+static _Thread_local int cur_slot = 1;
+static _Thread_local const conduit_flow *last_flow;
+static _Thread_local int last_slot;
+static _Atomic uint64_t errseq_counter;
+
+static int enter(conduit_flow *f, int slot)
+{
+        int saved = cur_slot;
+        cur_slot = slot;
+        last_flow = f;
+        last_slot = slot;
+        return saved;
+}
+
 int conduit_flow_set_error(conduit_flow *f, int err, const char *fmt, ...)
 {
         if (!f || !fmt)
@@ -59,15 +76,22 @@ int conduit_flow_set_error(conduit_flow *f, int err, const char *fmt, ...)
         int n = vasprintf(&msg, fmt, ap);
         va_end(ap);
         if (n >= 0) {
-                free(f->errmsg);
-                f->errmsg = msg;
+                int slot = cur_slot;
+                free(f->errmsg[slot]);
+                f->errmsg[slot] = msg;
+                atomic_store(&f->errseq[slot], atomic_fetch_add(&errseq_counter, 1) + 1);
         }
         return err;
 }
 
 const char *conduit_flow_error_message(const conduit_flow *f)
 {
-        return f && f->errmsg ? f->errmsg : "";
+        if (!f)
+                return "";
+        int slot = last_flow == f                                            ? last_slot
+                   : atomic_load(&f->errseq[0]) > atomic_load(&f->errseq[1]) ? 0
+                                                                             : 1;
+        return f->errmsg[slot] ? f->errmsg[slot] : "";
 }
 
 void conduit__flow_set_endps(conduit_flow *f, conduit_endp *peer, conduit_endp *local)
@@ -90,7 +114,7 @@ static int get_fd(conduit_flow *f, int want)
 /* Waits until the flow's descriptor is ready for wants or the deadline
  * passes. Returns 0 (ready: the operation will tell what happened),
  * -ETIMEDOUT, -EAGAIN (nothing to wait on), or a poll error. */
-static int wait_ready(conduit_flow *f, int wants, int64_t deadline)
+int conduit__flow_wait(conduit_flow *f, int wants, int64_t deadline)
 {
         struct pollfd p[2];
         int n = 0;
@@ -148,10 +172,12 @@ static ssize_t do_read(conduit_flow *f, void *buf, size_t len, int64_t deadline,
                 if (n == -EINTR)
                         continue;
                 if (n == -EAGAIN || n == -EWOULDBLOCK) {
-                        f->wants = op_wants(f, CONDUIT_WANT_READ);
+                        /* a local copy: another thread may be writing */
+                        int w = op_wants(f, CONDUIT_WANT_READ);
+                        f->wants = w;
                         if (!block)
                                 return -EAGAIN;
-                        int r = wait_ready(f, f->wants, deadline);
+                        int r = conduit__flow_wait(f, w, deadline);
                         if (r == -ETIMEDOUT)
                                 return conduit_flow_set_error(f, r, "read timed out");
                         if (r < 0)
@@ -168,14 +194,19 @@ ssize_t conduit_flow_read(conduit_flow *f, void *buf, size_t len)
 {
         if (!f || !buf)
                 return -EINVAL;
+        int saved = enter(f, 0);
+        ssize_t r;
         if (len == 0)
-                return conduit_flow_set_error(f, -EINVAL, "zero-length read");
-        if (f->rd_shut || f->rd_eof)
-                return 0;
-        if (f->rd_err)
-                return f->rd_err;
-        return do_read(f, buf, len, conduit__deadline(f->timeout[CONDUIT_TIMEOUT_READ]),
-                       !f->nonblocking);
+                r = conduit_flow_set_error(f, -EINVAL, "zero-length read");
+        else if (f->rd_shut || f->rd_eof)
+                r = 0;
+        else if (f->rd_err)
+                r = f->rd_err;
+        else
+                r = do_read(f, buf, len, conduit__deadline(f->timeout[CONDUIT_TIMEOUT_READ]),
+                            !f->nonblocking);
+        cur_slot = saved;
+        return r;
 }
 
 ssize_t conduit_flow_write(conduit_flow *f, const void *buf, size_t len)
@@ -207,10 +238,20 @@ static int next_batch(const struct iovec *iov, int iovcnt, int i, size_t off, si
         return n;
 }
 
+static ssize_t do_writev(conduit_flow *f, const struct iovec *iov, int iovcnt);
+
 ssize_t conduit_flow_writev(conduit_flow *f, const struct iovec *iov, int iovcnt)
 {
         if (!f || iovcnt < 0 || (iovcnt > 0 && !iov))
                 return -EINVAL;
+        int saved = enter(f, 1);
+        ssize_t r = do_writev(f, iov, iovcnt);
+        cur_slot = saved;
+        return r;
+}
+
+static ssize_t do_writev(conduit_flow *f, const struct iovec *iov, int iovcnt)
+{
         size_t total = 0;
         for (int i = 0; i < iovcnt; i++) {
                 if (iov[i].iov_len > (size_t)SSIZE_MAX - total)
@@ -267,10 +308,11 @@ ssize_t conduit_flow_writev(conduit_flow *f, const struct iovec *iov, int iovcnt
                 if (n == 0)
                         n = conduit_flow_set_error(f, -EIO, "transport accepted no bytes");
                 if (n == -EAGAIN || n == -EWOULDBLOCK) {
-                        f->wants = op_wants(f, CONDUIT_WANT_WRITE);
+                        int w = op_wants(f, CONDUIT_WANT_WRITE);
+                        f->wants = w;
                         if (!block)
                                 return done ? (ssize_t)done : -EAGAIN;
-                        int r = wait_ready(f, f->wants, deadline);
+                        int r = conduit__flow_wait(f, w, deadline);
                         if (r == -ETIMEDOUT)
                                 return conduit_flow_set_error(f, r, "write timed out");
                         if (r < 0)
@@ -298,19 +340,18 @@ static int do_shutdown(conduit_flow *f, int how, int64_t deadline, bool block)
                         continue;
                 if (r != -EAGAIN)
                         return r;
-                f->wants = op_wants(f, CONDUIT_WANT_WRITE);
+                int w = op_wants(f, CONDUIT_WANT_WRITE);
+                f->wants = w;
                 if (!block)
                         return -EAGAIN;
-                r = wait_ready(f, f->wants, deadline);
+                r = conduit__flow_wait(f, w, deadline);
                 if (r < 0)
                         return r;
         }
 }
 
-int conduit_flow_shutdown(conduit_flow *f, int how)
+static int shutdown_dirs(conduit_flow *f, int how)
 {
-        if (!f || how < CONDUIT_SHUT_RD || how > CONDUIT_SHUT_RDWR)
-                return -EINVAL;
         int r = 0;
         if ((how & CONDUIT_SHUT_WR) && !f->wr_shut) {
                 r = do_shutdown(f, CONDUIT_SHUT_WR,
@@ -329,6 +370,16 @@ int conduit_flow_shutdown(conduit_flow *f, int how)
         return r;
 }
 
+int conduit_flow_shutdown(conduit_flow *f, int how)
+{
+        if (!f || how < CONDUIT_SHUT_RD || how > CONDUIT_SHUT_RDWR)
+                return -EINVAL;
+        int saved = enter(f, 1);
+        int r = shutdown_dirs(f, how);
+        cur_slot = saved;
+        return r;
+}
+
 conduit_flow *conduit_flow_free(conduit_flow *f)
 {
         if (!f)
@@ -338,7 +389,10 @@ conduit_flow *conduit_flow_free(conduit_flow *f)
                 f->ops->destroy(f);
         conduit_endp_free(f->peer);
         conduit_endp_free(f->local);
-        free(f->errmsg);
+        free(f->errmsg[0]);
+        free(f->errmsg[1]);
+        if (last_flow == f)
+                last_flow = NULL;
         conduit_ctx_free(f->ctx);
         free(f);
         return conduit_flow_free(inner);
@@ -364,6 +418,19 @@ int conduit_flow_close(conduit_flow *f)
         if (rc == 0 && !f->rd_eof && !f->rd_err && !f->rd_shut) {
                 char buf[16384];
                 for (;;) {
+                        /* a user flow that blocks by itself gets only what
+                         * is left of the close timeout */
+                        if (deadline >= 0) {
+                                int left = conduit__remaining(deadline);
+                                if (left == 0) {
+                                        /* a peer that keeps sending never
+                                         * finishes */
+                                        rc = conduit_flow_set_error(f, -ETIMEDOUT,
+                                                                    "close timed out");
+                                        break;
+                                }
+                                f->timeout[CONDUIT_TIMEOUT_READ] = left;
+                        }
                         ssize_t n = do_read(f, buf, sizeof(buf), deadline, true);
                         if (n <= 0) {
                                 rc = (int)n;
