@@ -7,6 +7,7 @@
 #include "backends/backends.h"
 #include "ctx-private.h"
 #include "endp-private.h"
+#include "tls-private.h"
 #include "util.h"
 
 static conduit__connect_fn *const connectors[] = {
@@ -40,29 +41,86 @@ static int connect_one(conduit_ctx *ctx, const conduit_endp *e, int64_t deadline
         return connectors[e->kind](ctx, e, deadline, ret);
 }
 
-static int connect_list(conduit_ctx *ctx, conduit_endp **list, size_t n, conduit_flow **ret)
+/* Connects the transports of the candidates (TLS layers stripped). */
+static int connect_transports(conduit_ctx *ctx, const conduit_endp **t, size_t n, int64_t deadline,
+                              conduit_flow **ret)
 {
-        const conduit_endp *first = conduit__endp_transport(list[0]);
-        int timeout = conduit__endp_opt_ms(first, CONDUIT__OPT_CONNECT_TIMEOUT,
-                                           ctx->timeouts[CONDUIT_TIMEOUT_CONNECT]);
-        int64_t deadline = conduit__deadline(timeout);
-
-        for (size_t i = 0; i < n; i++)
-                if (list[i]->kind == CONDUIT_ENDP_TLS)
-                        return unsupported(list[i]);
-
         bool all_tcp = true;
         for (size_t i = 0; i < n; i++)
-                all_tcp = all_tcp && list[i]->kind == CONDUIT_ENDP_TCP && list[i]->has_addr;
+                all_tcp = all_tcp && t[i]->kind == CONDUIT_ENDP_TCP && t[i]->has_addr;
         if (all_tcp)
-                return conduit__tcp_connect_many(ctx, (const conduit_endp *const *)list, n,
-                                                 deadline, ret);
+                return conduit__tcp_connect_many(ctx, t, n, deadline, ret);
         int r = CONDUIT_E_NOT_FOUND;
         for (size_t i = 0; i < n; i++) {
-                r = connect_one(ctx, list[i], deadline, ret);
+                r = connect_one(ctx, t[i], deadline, ret);
                 if (r == 0 || r == CONDUIT_E_UNSUPPORTED || r == -ETIMEDOUT)
                         break;
         }
+        return r;
+}
+
+/* Wraps a connected transport in the TLS layers of e, innermost first,
+ * each handshake bounded by the handshake timeout and the connect
+ * deadline. Frees f on failure. */
+static int add_tls_layers(conduit_ctx *ctx, const conduit_endp *e, conduit_flow *f,
+                          int64_t deadline, conduit_flow **ret)
+{
+        const conduit_endp *layers[17];
+        size_t n = 0;
+        for (const conduit_endp *l = e; l->kind == CONDUIT_ENDP_TLS && n < 17; l = l->inner)
+                layers[n++] = l;
+        while (n-- > 0) {
+                conduit_flow *t = NULL;
+                int r = conduit__tls_wrap(ctx, f, layers[n], false, &t);
+                if (r < 0) {
+                        conduit_flow_free(f);
+                        return r;
+                }
+                f = t;
+                int64_t hs = conduit__deadline(ctx->timeouts[CONDUIT_TIMEOUT_HANDSHAKE]);
+                if (hs < 0 || (deadline >= 0 && deadline < hs))
+                        hs = deadline;
+                bool nb = f->nonblocking;
+                f->nonblocking = false;
+                r = conduit__tls_handshake(f, hs);
+                f->nonblocking = nb;
+                if (r < 0) {
+                        char *s = conduit__endp_str(layers[n]);
+                        conduit__set_error(r, "%s: %s", s ? s : "?", conduit_flow_error_message(f));
+                        free(s);
+                        conduit_flow_free(f);
+                        return r;
+                }
+        }
+        *ret = f;
+        return 0;
+}
+
+static int connect_list(conduit_ctx *ctx, conduit_endp **list, size_t n, conduit_flow **ret)
+{
+        const conduit_endp **t = calloc(n, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                t[i] = conduit__endp_transport(list[i]);
+        int timeout = conduit__endp_opt_ms(t[0], CONDUIT__OPT_CONNECT_TIMEOUT,
+                                           ctx->timeouts[CONDUIT_TIMEOUT_CONNECT]);
+        int64_t deadline = conduit__deadline(timeout);
+        conduit_flow *f = NULL;
+        int r = connect_transports(ctx, t, n, deadline, &f);
+        if (r == 0 && list[0]->kind == CONDUIT_ENDP_TLS) {
+                /* the TLS layers of the candidate that answered */
+                size_t w = 0;
+                for (size_t i = 0; i < n; i++)
+                        if (conduit_endp_equal(t[i], conduit_flow_peer(f))) {
+                                w = i;
+                                break;
+                        }
+                r = add_tls_layers(ctx, list[w], f, deadline, &f);
+        }
+        free(t);
+        if (r == 0)
+                *ret = f;
         return r;
 }
 

@@ -10,6 +10,7 @@
 #include "ctx-private.h"
 #include "endp-private.h"
 #include "resolver/options.h"
+#include "tls-private.h"
 #include "util.h"
 
 int conduit_ctx_new(conduit_ctx **ret)
@@ -29,6 +30,8 @@ int conduit_ctx_new(conduit_ctx **ret)
         for (size_t i = 0; i < CONDUIT__ARRAY_SIZE(ctx->timeouts); i++)
                 ctx->timeouts[i] = -1;
         ctx->timeouts[CONDUIT_TIMEOUT_CLOSE] = 10000;
+        ctx->timeouts[CONDUIT_TIMEOUT_HANDSHAKE] = 10000;
+        pthread_mutex_init(&ctx->tls_lock, NULL);
         ctx->he_delay_ms = 250;
         *ret = ctx;
         return 0;
@@ -76,6 +79,10 @@ conduit_ctx *conduit_ctx_free(conduit_ctx *ctx)
         free(ctx->hosts);
         free(ctx->services_file);
         pthread_mutex_destroy(&ctx->file_lock);
+        for (size_t i = 0; i < CONDUIT__OPT_COUNT; i++)
+                free(ctx->tls_opt[i]);
+        conduit__tls_ctx_cleanup(ctx);
+        pthread_mutex_destroy(&ctx->tls_lock);
         free(ctx);
         return NULL;
 }

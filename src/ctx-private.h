@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "conduit/conduit.h"
+#include "endp-private.h"
 
 struct conduit__service {
         char *scheme; /* lower case */
@@ -44,6 +45,13 @@ struct conduit_ctx {
         int he_delay_ms;
         conduit_log_fn *log_fn;
         void *log_userdata;
+        /* TLS defaults (indices of the TLS options only) and the SSL_CTXs
+         * this context built, guarded by tls_lock */
+        char *tls_opt[CONDUIT__OPT_COUNT];
+        conduit_tls_passphrase_fn *passphrase_fn;
+        void *passphrase_userdata;
+        pthread_mutex_t tls_lock;
+        struct conduit__sslctx *sslctx_cache;
 };
 
 /* Looks a scheme up: ctx's own entries, built-in entries, then (ctx only)

@@ -30,15 +30,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "common.h"
 #include "memflow.h"
+#include "tls-fixtures.h"
 
 #define TIMEOUT_S 120 /* per case; the valgrind setup multiplies it */
 #define MIB       (1024 * 1024)
@@ -61,6 +69,11 @@ struct pair {
         bool borrowed[2];
         int raw_flags[2];
         char *tmpdir;
+        /* TLS rows: the transport flow at the bottom of each TLS stack
+         * (owned by it, valid while it lives); the number of TLS layers
+         * over it (the want_* endps above are the transport's). */
+        conduit_flow *transport_flow[2];
+        int tls_layers;
 };
 
 struct transport {
@@ -72,6 +85,10 @@ struct transport {
         bool buffer_sizes;   /* conduit_flow_set_buffer_sizes() applies */
         bool nodelay;        /* conduit_flow_set_nodelay() applies (else -ENOTSUP) */
         bool layered;        /* wants() may differ from the call's direction (TLS) */
+        /* TLS rows (open is NULL): the row whose pair is wrapped in one more
+         * TLS layer, and options added to both sides' option strings */
+        const char *tls_over;
+        const char *tls_extra;
 };
 
 static const struct transport *transport;
@@ -117,6 +134,68 @@ static void expect_endp(const char *what, const conduit_endp *got, const conduit
         free(g);
         free(w);
         ck_abort_msg("%s", msg);
+}
+
+static const struct transport *find_transport(const char *name);
+static char *tls_client_options(const struct transport *t);
+
+/* The value of key in an option string "k=v&k=v" (malloc'd), or NULL. */
+static char *option_value(const char *opts, const char *key)
+{
+        size_t kl = strlen(key);
+        for (const char *o = opts; o && *o;) {
+                const char *amp = strchr(o, '&');
+                size_t l = amp ? (size_t)(amp - o) : strlen(o);
+                if (l > kl && strncmp(o, key, kl) == 0 && o[kl] == '=')
+                        return strndup(o + kl + 1, l - kl - 1);
+                o += l + (amp ? 1 : 0);
+        }
+        return NULL;
+}
+
+/* Below any TLS layers: the transport's endp. */
+static const conduit_endp *transport_endp(const conduit_endp *e)
+{
+        while (conduit_endp_get_kind(e) == CONDUIT_ENDP_TLS)
+                e = conduit_endp_get_inner(e);
+        return e;
+}
+
+/* An endp of a flow of the pair: for plain rows, want. For TLS rows, one
+ * TLS endp per layer over want (the transport's endp): the client's peer
+ * endp carries in each layer the options that layer's client was made with
+ * (it names the peer as one would connect to it); the others carry none (a
+ * local endp never does, and the server's certificate and key mean nothing
+ * to its peer). */
+static void expect_flow_endp(const char *what, const conduit_endp *got, const conduit_endp *want,
+                             bool client_peer)
+{
+        static const char *const keys[] = { "servername",  "verify", "cafile", "capath",
+                                            "cert",        "key",    "alpn",   "min_version",
+                                            "max_version", "pin" };
+        const conduit_endp *e = got;
+        int layer = 0;
+        for (const struct transport *t = transport; t->tls_over;
+             t = find_transport(t->tls_over), layer++) {
+                char *g = endp_str(got);
+                ck_assert_msg(conduit_endp_get_kind(e) == CONDUIT_ENDP_TLS,
+                              "[%s] %s is %s: layer %d is not TLS", transport->name, what, g,
+                              layer);
+                char *opts = client_peer ? tls_client_options(t) : NULL;
+                for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+                        const char *v = conduit_endp_get_option(e, keys[k]);
+                        char *w = option_value(opts, keys[k]);
+                        ck_assert_msg(v && w ? strcmp(v, w) == 0 : !v && !w,
+                                      "[%s] %s is %s: layer %d has %s=%s, want %s", transport->name,
+                                      what, g, layer, keys[k], v ? v : "(unset)",
+                                      w ? w : "(unset)");
+                        free(w);
+                }
+                free(opts);
+                free(g);
+                e = conduit_endp_get_inner(e);
+        }
+        expect_endp(what, e, want);
 }
 
 static uint64_t query_u64(conduit_flow *f, int what)
@@ -291,10 +370,111 @@ static void open_memory(struct pair *p)
         p->want_client_local = abstract_unix(memflow_name(p->f[C]));
 }
 
+/* ---- TLS over any of these ----------------------------------------------- */
+
+/* The plain row at the bottom of a TLS row's stack (t itself if plain). */
+static const struct transport *plain_row(const struct transport *t)
+{
+        while (t->tls_over)
+                t = find_transport(t->tls_over);
+        return t;
+}
+
+/* The options both sides of one TLS layer of row t are made with. */
+static char *tls_client_options(const struct transport *t)
+{
+        char *o = NULL;
+        ck_assert_int_ge(asprintf(&o, "servername=localhost&cafile=%s%s%s", tls_fixtures()->ca_cert,
+                                  t->tls_extra ? "&" : "", t->tls_extra ? t->tls_extra : ""),
+                         0);
+        return o;
+}
+
+static char *tls_server_options(const struct transport *t)
+{
+        char *o = NULL;
+        ck_assert_int_ge(asprintf(&o, "cert=%s&key=%s%s%s", tls_fixtures()->server_cert,
+                                  tls_fixtures()->server_key, t->tls_extra ? "&" : "",
+                                  t->tls_extra ? t->tls_extra : ""),
+                         0);
+        return o;
+}
+
+struct handshake {
+        conduit_flow *f;
+        int r;
+        char msg[512];
+};
+
+static void *handshake_thread(void *arg)
+{
+        struct handshake *h = arg;
+        h->r = conduit_tls_handshake(h->f);
+        if (h->r < 0)
+                snprintf(h->msg, sizeof(h->msg), "%s", conduit_flow_error_message(h->f));
+        return NULL;
+}
+
+/* Wraps both flows of p in one TLS layer of row t, the client verifying the
+ * server's certificate for "localhost" against the test CA, and completes
+ * both handshakes: the client's in a thread (each side waits for the
+ * other's messages, so one thread cannot do both). */
+static void tls_wrap_pair(struct pair *p, const struct transport *t)
+{
+        char *copts = tls_client_options(t), *sopts = tls_server_options(t);
+        conduit_flow *w = NULL;
+        tc_ok(conduit_tls_client(NULL, p->f[C], copts, &w));
+        p->f[C] = w;
+        tc_ok(conduit_tls_server(NULL, p->f[S], sopts, &w));
+        p->f[S] = w;
+        free(copts);
+        free(sopts);
+        /* generous: the default 10 s is not for valgrind on a busy machine;
+         * it only bounds how long a broken handshake takes to fail */
+        for (int i = 0; i < 2; i++)
+                flow_ok(p->f[i],
+                        conduit_flow_set_timeout(p->f[i], CONDUIT_TIMEOUT_HANDSHAKE, 60000));
+        struct handshake h = { .f = p->f[C] };
+        pthread_t th = tc_spawn(handshake_thread, &h);
+        int r = conduit_tls_handshake(p->f[S]);
+        char smsg[512];
+        snprintf(smsg, sizeof(smsg), "%s", conduit_flow_error_message(p->f[S]));
+        tc_join(th);
+        ck_assert_msg(
+                r == 0 && h.r == 0, "[%s] TLS handshakes: server %d (%s) [%s], client %d (%s) [%s]",
+                transport->name, r, conduit_strerror(r), smsg, h.r, conduit_strerror(h.r), h.msg);
+}
+
+/* The protocol version a TLS row negotiates. */
+static const char *tls_version_wanted(void)
+{
+        for (const struct transport *t = transport; t->tls_over; t = find_transport(t->tls_over))
+                if (t->tls_extra && strstr(t->tls_extra, "max_version=1.2"))
+                        return "TLSv1.2";
+        return "TLSv1.3";
+}
+
+/* Opens row t's pair: a plain row's own, or the pair of the row under a
+ * TLS row, wrapped. */
+static void open_row(const struct transport *t, struct pair *p)
+{
+        if (!t->tls_over) {
+                t->open(p);
+                return;
+        }
+        open_row(find_transport(t->tls_over), p);
+        if (!p->transport_flow[C]) {
+                p->transport_flow[C] = p->f[C];
+                p->transport_flow[S] = p->f[S];
+        }
+        tls_wrap_pair(p, t);
+        p->tls_layers++;
+}
+
 static void pair_open(struct pair *p)
 {
         *p = (struct pair){ .raw_fd = { -1, -1 } };
-        transport->open(p);
+        open_row(transport, p);
         ck_assert_ptr_nonnull(p->f[C]);
         ck_assert_ptr_nonnull(p->f[S]);
 }
@@ -542,6 +722,11 @@ struct nb_side {
         size_t rounds, partial;
         int err;
         char msg[512];
+        size_t max_write;               /* per write call; 0: 300000 */
+        size_t max_ahead;               /* 0, or send at most this much more than received */
+        bool key_update;                /* ask for a TLS KeyUpdate after writes ... */
+        int key_updates;                /* ... (that many accepted by OpenSSL) ... */
+        atomic_int *key_update_answers; /* ... once the last one was answered */
 };
 
 static bool nb_fail(struct nb_side *x, long long r, const char *what)
@@ -565,14 +750,38 @@ static bool nb_wants(struct nb_side *x, int *ret, int dir)
         return true;
 }
 
+/* Between two writes of test_key_update's client: asks OpenSSL to send a
+ * TLS 1.3 KeyUpdate that requests one from the peer too. It refuses while a
+ * record is still half sent (a partial non-blocking write): then the next
+ * write tries again. */
+static bool nb_key_update(struct nb_side *x)
+{
+        SSL *ssl = NULL;
+        int r = conduit_flow_query(x->f, CONDUIT_QUERY_TLS_SSL, &ssl);
+        if (r < 0 || !ssl)
+                return nb_fail(x, r, "CONDUIT_QUERY_TLS_SSL");
+        if (SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) == 1)
+                x->key_updates++;
+        else
+                ERR_clear_error();
+        return true;
+}
+
+/* With max_ahead: no new write while the peer's data lags behind (the read
+ * side's progress lifts it). */
+static bool nb_throttled(const struct nb_side *x)
+{
+        return x->max_ahead && !x->rdone && x->sent > x->got + x->max_ahead;
+}
+
 /* Tries the operations not waiting for readiness. */
 static bool nb_try(struct nb_side *x)
 {
-        if (!x->wdone && !x->wwant) {
+        if (!x->wdone && !x->wwant && !nb_throttled(x)) {
                 if (x->sent < x->n) {
-                        size_t ask = x->n - x->sent;
-                        if (ask > 300000)
-                                ask = 300000;
+                        size_t ask = x->n - x->sent, max = x->max_write ? x->max_write : 300000;
+                        if (ask > max)
+                                ask = max;
                         ssize_t w = conduit_flow_write(x->f, x->out + x->sent, ask);
                         if (w == -EAGAIN) {
                                 if (!nb_wants(x, &x->wwant, CONDUIT_WANT_WRITE))
@@ -582,6 +791,11 @@ static bool nb_try(struct nb_side *x)
                         } else {
                                 x->partial += (size_t)w < ask;
                                 x->sent += (size_t)w;
+                                /* not after the last: only a write sends it */
+                                if (x->key_update && x->sent < x->n &&
+                                    atomic_load(x->key_update_answers) >= x->key_updates &&
+                                    !nb_key_update(x))
+                                        return false;
                         }
                 } else {
                         int r = conduit_flow_shutdown(x->f, CONDUIT_SHUT_WR);
@@ -648,7 +862,8 @@ static void *nb_thread(void *arg)
                 }
                 if (!nb_try(x))
                         return NULL;
-                bool can_try = (!x->wdone && !x->wwant) || (!x->rdone && !x->rwant);
+                bool can_try =
+                        (!x->wdone && !x->wwant && !nb_throttled(x)) || (!x->rdone && !x->rwant);
                 if (can_try || (x->wdone && x->rdone))
                         continue;
                 struct pollfd pfd[4];
@@ -720,6 +935,179 @@ START_TEST(test_nonblocking)
                 free(out[i]);
                 free(x[i].in);
         }
+        pair_teardown(&p);
+}
+END_TEST
+
+/* ---- TLS KeyUpdate -------------------------------------------------------- */
+
+/* KeyUpdate handshake messages one TLS flow sent and received, counted by
+ * OpenSSL's message callback (called inside the flow's OpenSSL calls). */
+struct key_update_count {
+        atomic_int sent, received;
+};
+
+static void count_key_updates(int write_p, int version, int content_type, const void *buf,
+                              size_t len, SSL *ssl, void *arg)
+{
+        struct key_update_count *k = arg;
+        (void)version;
+        (void)ssl;
+        if (content_type != SSL3_RT_HANDSHAKE || len < 1 ||
+            ((const uint8_t *)buf)[0] != SSL3_MT_KEY_UPDATE)
+                return;
+        atomic_fetch_add(write_p ? &k->sent : &k->received, 1);
+}
+
+/* The server of test_key_update: xfer_reader and xfer_writer, but the
+ * writer sends its data in KU_PIECES pieces and, with wait, starts piece i
+ * only once i requests have arrived (or the client has stopped sending; a
+ * wait longer than 10 s gives up): so each answer goes out at the start of
+ * a piece, while the transfer goes on. */
+#define KU_PIECES 16
+
+struct key_update_server {
+        struct xfer *x;
+        const struct key_update_count *k;
+        bool wait;
+        atomic_bool reader_done;
+};
+
+static void *key_update_reader(void *arg)
+{
+        struct key_update_server *w = arg;
+        xfer_reader(w->x);
+        atomic_store(&w->reader_done, true);
+        return NULL;
+}
+
+static void *key_update_writer(void *arg)
+{
+        struct key_update_server *w = arg;
+        struct xfer *x = w->x;
+        ssize_t r = 0;
+        for (int i = 0; i < KU_PIECES && r >= 0; i++) {
+                size_t from = x->out_len * (size_t)i / KU_PIECES;
+                size_t to = x->out_len * (size_t)(i + 1) / KU_PIECES;
+                for (int j = 0; w->wait && j < 10000 && atomic_load(&w->k->received) < i &&
+                                !atomic_load(&w->reader_done);
+                     j++)
+                        nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+                ssize_t n = conduit_flow_write(x->f, x->out + from, to - from);
+                r = n < 0 ? n : r + n;
+        }
+        x->wrote = r;
+        if (r < 0)
+                snprintf(x->wmsg, sizeof(x->wmsg), "%s", conduit_flow_error_message(x->f));
+        x->shut = conduit_flow_shutdown(x->f, CONDUIT_SHUT_WR);
+        if (x->shut < 0 && r >= 0)
+                snprintf(x->wmsg, sizeof(x->wmsg), "%s", conduit_flow_error_message(x->f));
+        return NULL;
+}
+
+static void watch_key_updates(conduit_flow *f, struct key_update_count *k)
+{
+        SSL *ssl = NULL;
+        flow_err(f, conduit_flow_query(f, CONDUIT_QUERY_TLS_SSL, &ssl), 0);
+        ck_assert_ptr_nonnull(ssl);
+        SSL_set_msg_callback(ssl, count_key_updates);
+        SSL_set_msg_callback_arg(ssl, k);
+}
+
+/* TLS rows only: a 1 MiB + 1 transfer both ways during which the client
+ * asks for a KeyUpdate (SSL_KEY_UPDATE_REQUESTED: the server must update
+ * its sending keys too) between writes; everything arrives intact. TLS 1.2
+ * has no KeyUpdate: that row does the transfer only.
+ *
+ * The client runs non-blocking in one thread, as an event loop would:
+ * SSL_key_update() must not run while another thread is inside an OpenSSL
+ * call on the same flow, and the lock that serialises those is the flow's
+ * own. The server is a blocking reader and writer, each in its thread: its
+ * reader takes the requests while its writer may be waiting with a record
+ * half sent, and OpenSSL answers with the next write (key_update_writer()
+ * paces its pieces on the requests, so that every one is answered while
+ * data still flows both ways).
+ *
+ * The client asks again only once the previous request was answered.
+ * OpenSSL 3.0 cannot take a second request while the first one's answer
+ * waits behind a half-sent record: reading it fails fatally ("bad length"
+ * in ssl3_write_bytes), with one thread as with two. */
+START_TEST(test_key_update)
+{
+        const size_t n = MIB + 1;
+        struct pair p;
+        pair_open(&p);
+        const char *version = NULL;
+        flow_err(p.f[C], conduit_flow_query(p.f[C], CONDUIT_QUERY_TLS_VERSION, &version), 0);
+        bool tls13 = strcmp(version, "TLSv1.3") == 0;
+        struct key_update_count kc = { 0 }, ks = { 0 };
+        watch_key_updates(p.f[C], &kc);
+        watch_key_updates(p.f[S], &ks);
+
+        uint8_t *out[2];
+        for (int i = 0; i < 2; i++) {
+                out[i] = malloc(n);
+                ck_assert_ptr_nonnull(out[i]);
+                tc_fill(out[i], n, 300 + (uint32_t)i);
+        }
+        flow_ok(p.f[C], conduit_flow_set_nonblocking(p.f[C], true));
+        struct nb_side cx = { .f = p.f[C],
+                              .n = n,
+                              .out = out[C],
+                              .in = malloc(n + 1),
+                              /* small: OpenSSL refuses a KeyUpdate while a
+                               * record is half sent, so writes that complete
+                               * let the client ask early and often */
+                              .max_write = 4096,
+                              /* sending in step with the server's pieces,
+                               * so that there are requests to answer
+                               * all along */
+                              .max_ahead = n / KU_PIECES,
+                              .key_update = tls13,
+                              .key_update_answers = &kc.received };
+        ck_assert_ptr_nonnull(cx.in);
+        struct xfer sx = {
+                .f = p.f[S], .mode = XFER_WRITE, .out = out[S], .out_len = n, .in_len = n
+        };
+        struct key_update_server sw = { .x = &sx, .k = &ks, .wait = tls13 };
+        pthread_t t[3] = { tc_spawn(key_update_reader, &sw), tc_spawn(key_update_writer, &sw),
+                           tc_spawn(nb_thread, &cx) };
+        tc_join(t[0]);
+        tc_join(t[1]);
+        /* a server that failed leaves its transport open: close it, so that
+         * the client ends (with an error) instead of waiting for ever */
+        if (sx.wrote < 0 || sx.shut != 0 || sx.rerr != 0)
+                conduit_flow_shutdown(p.transport_flow[S], CONDUIT_SHUT_RDWR);
+        tc_join(t[2]);
+
+        struct xfer client_sent = { .out = out[C], .out_len = n };
+        xfer_check("server", &sx, &client_sent);
+        ck_assert_msg(cx.err == 0,
+                      "[%s] client after %zu bytes sent, %zu received, %d key updates: %s",
+                      transport->name, cx.sent, cx.got, cx.key_updates, cx.msg);
+        expect_same("client", cx.in, cx.got, out[S], n);
+        for (int i = 0; i < 2; i++) {
+                ck_assert_uint_eq(query_u64(p.f[i], CONDUIT_QUERY_BYTES_OUT), n);
+                ck_assert_uint_eq(query_u64(p.f[i], CONDUIT_QUERY_BYTES_IN), n);
+        }
+        int csent = atomic_load(&kc.sent), sgot = atomic_load(&ks.received),
+            ssent = atomic_load(&ks.sent);
+        if (tls13) {
+                /* every accepted request went out, arrived and was
+                 * answered (the last one perhaps not: the server may have
+                 * sent everything by then) */
+                ck_assert_msg(cx.key_updates > 1 && csent == cx.key_updates && sgot == csent &&
+                                      ssent >= sgot - 1 && ssent <= sgot,
+                              "[%s] KeyUpdates: %d asked, %d sent by the client, %d received and "
+                              "%d sent by the server",
+                              transport->name, cx.key_updates, csent, sgot, ssent);
+        } else {
+                ck_assert_int_eq(csent + sgot + ssent, 0);
+        }
+        free(out[0]);
+        free(out[1]);
+        free(cx.in);
+        free(sx.in);
         pair_teardown(&p);
 }
 END_TEST
@@ -809,6 +1197,16 @@ END_TEST
 
 /* ---- a peer that went away ----------------------------------------------- */
 
+/* How a read ends when the peer went away without closing: for plain rows
+ * EOF, or -ECONNRESET if the transport was reset (TCP and Unix sockets reset
+ * when data was left unread). Over TLS the peer sent no close_notify, so
+ * where the transport gives EOF the read reports truncation
+ * (CONDUIT_E_TLS_TRUNCATED, docs/tls.md: an attacker can cut a stream). */
+static bool vanished_read_end(ssize_t r)
+{
+        return r == -ECONNRESET || r == (transport->tls_over ? CONDUIT_E_TLS_TRUNCATED : 0);
+}
+
 /* A peer freed with data it never read: the reader sees EOF or a reset
  * (TCP and Unix sockets reset), and whichever it is stays. */
 START_TEST(test_sticky_reset)
@@ -820,7 +1218,7 @@ START_TEST(test_sticky_reset)
         tc_write_all(c, "unread", 6);
         pair_free(&p, S);
         ssize_t first = conduit_flow_read(c, buf, sizeof(buf));
-        ck_assert_msg(first == 0 || first == -ECONNRESET,
+        ck_assert_msg(vanished_read_end(first),
                       "[%s] read from a peer freed with unread data: %zd (%s) [%s]",
                       transport->name, first, conduit_strerror((int)first),
                       conduit_flow_error_message(c));
@@ -831,9 +1229,10 @@ START_TEST(test_sticky_reset)
 END_TEST
 
 /* In a child process (a SIGPIPE would kill it, not the test): frees the
- * server, then the client must see EOF and its writes must fail with
- * -EPIPE or -ECONNRESET within a bounded number of writes. Returns the exit
- * status; reports on stderr. */
+ * server, then the client must see EOF (over TLS: truncation, or a reset,
+ * see vanished_read_end()) and its writes must fail with -EPIPE or
+ * -ECONNRESET within a bounded number of writes. Returns the exit status;
+ * reports on stderr. */
 static int vanished_child(void)
 {
         sigset_t pipe_set, old_mask, mask;
@@ -848,9 +1247,10 @@ static int vanished_child(void)
 
         char buf[64];
         ssize_t r = conduit_flow_read(c, buf, sizeof(buf));
-        if (r != 0) {
-                fprintf(stderr, "[%s] read from a vanished peer: %zd (%s), want 0 (EOF) [%s]\n",
+        if (transport->tls_over ? !vanished_read_end(r) : r != 0) {
+                fprintf(stderr, "[%s] read from a vanished peer: %zd (%s), want %s [%s]\n",
                         transport->name, r, conduit_strerror((int)r),
+                        transport->tls_over ? "truncation or a reset" : "0 (EOF)",
                         conduit_flow_error_message(c));
                 rc = 1;
         }
@@ -963,6 +1363,17 @@ START_TEST(test_write_timeout)
         struct xfer rd = { .f = s, .in_len = big + 4 };
         pthread_t t = tc_spawn(xfer_reader, &rd);
         flow_ok(c, conduit_flow_set_timeout(c, CONDUIT_TIMEOUT_WRITE, -1));
+        if (transport->tls_over) {
+                /* OpenSSL has already made a record of the bytes after the
+                 * accepted prefix and must send it first: the next write
+                 * has to start with those same bytes and be at least as
+                 * long (docs/tls.md; a different write is a fatal "bad
+                 * length"). So TLS goes on with the timed-out data, a piece
+                 * larger than a record (16 KiB), before "TAIL". */
+                size_t sent = (size_t)query_u64(c, CONDUIT_QUERY_BYTES_OUT);
+                size_t again = big - sent < 65536 ? big - sent : 65536;
+                tc_write_all(c, zeros + sent, again);
+        }
         tc_write_all(c, "TAIL", 4);
         flow_err(c, conduit_flow_shutdown(c, CONDUIT_SHUT_WR), 0);
         tc_join(t);
@@ -1065,8 +1476,19 @@ START_TEST(test_free)
          * proves it */
         pair_free(&p, C);
         expect_data(s, "abc");
-        flow_err(s, conduit_flow_read(s, buf, sizeof(buf)), 0);
-        flow_err(s, conduit_flow_read(s, buf, sizeof(buf)), 0);
+        if (transport->tls_over) {
+                /* freed, the client sent no close_notify: truncation, or a
+                 * reset when it left data unread (TLS 1.3 session tickets
+                 * on a socket); sticky either way */
+                ssize_t first = conduit_flow_read(s, buf, sizeof(buf));
+                ck_assert_msg(vanished_read_end(first),
+                              "[%s] read after a freed peer: %zd (%s) [%s]", transport->name, first,
+                              conduit_strerror((int)first), conduit_flow_error_message(s));
+                flow_err(s, conduit_flow_read(s, buf, sizeof(buf)), first);
+        } else {
+                flow_err(s, conduit_flow_read(s, buf, sizeof(buf)), 0);
+                flow_err(s, conduit_flow_read(s, buf, sizeof(buf)), 0);
+        }
 
         ck_assert_int_eq(conduit_flow_close(NULL), 0);
         ck_assert_ptr_null(conduit_flow_free(NULL));
@@ -1086,21 +1508,23 @@ START_TEST(test_endps)
         ck_assert_msg(cpeer && clocal && speer && slocal, "[%s] an endp is NULL: %p %p %p %p",
                       transport->name, (void *)cpeer, (void *)clocal, (void *)speer,
                       (void *)slocal);
-        expect_endp("the client's peer", cpeer, p.want_client_peer);
-        expect_endp("the server's local endp", slocal, p.want_server_local);
+        expect_flow_endp("the client's peer", cpeer, p.want_client_peer, true);
+        expect_flow_endp("the server's local endp", slocal, p.want_server_local, false);
         if (p.local_family) {
                 long long port = conduit_endp_get_port(clocal);
                 ck_assert_msg(port > 0 && port < 65536, "client port %lld", port);
                 conduit_endp *want = loopback(p.local_family, port);
-                expect_endp("the client's local endp", clocal, want);
+                expect_flow_endp("the client's local endp", clocal, want, false);
                 conduit_endp_free(want);
         } else {
-                expect_endp("the client's local endp", clocal, p.want_client_local);
+                expect_flow_endp("the client's local endp", clocal, p.want_client_local, false);
         }
         /* each side's peer is the other's local endp (TCP: the server's
-         * peer port is the client's local port) */
+         * peer port is the client's local port); over TLS only the client's
+         * peer carries options, so that one is compared below them */
         expect_endp("the server's peer", speer, clocal);
-        expect_endp("the client's peer (against the server's local endp)", cpeer, slocal);
+        expect_endp("the client's peer (against the server's local endp)", transport_endp(cpeer),
+                    transport_endp(slocal));
 
         /* conduit_flow_query() answers the same, with a copy */
         for (int i = 0; i < 2; i++) {
@@ -1145,6 +1569,46 @@ START_TEST(test_introspection)
                                       transport->name, fd);
                         ck_assert_int_ge(conduit_flow_poll_fd(f, CONDUIT_WANT_READ), 0);
                         ck_assert_int_ge(conduit_flow_poll_fd(f, CONDUIT_WANT_WRITE), 0);
+                }
+                if (transport->tls_over) {
+                        /* TLS: fd -1 (above) so that nothing bypasses the
+                         * encryption; the descriptors to poll are the
+                         * transport's, and so is the socket type */
+                        conduit_flow *tf = p.transport_flow[i];
+                        ck_assert_int_eq(conduit_flow_poll_fd(f, CONDUIT_WANT_READ),
+                                         conduit_flow_poll_fd(tf, CONDUIT_WANT_READ));
+                        ck_assert_int_eq(conduit_flow_poll_fd(f, CONDUIT_WANT_WRITE),
+                                         conduit_flow_poll_fd(tf, CONDUIT_WANT_WRITE));
+                        if (plain_row(transport)->socket) {
+                                int type = 0;
+                                ck_assert_int_ge(conduit_flow_fd(tf), 0);
+                                ck_assert_int_eq(conduit_flow_poll_fd(f, CONDUIT_WANT_READ),
+                                                 conduit_flow_fd(tf));
+                                flow_err(f, conduit_flow_query(f, CONDUIT_QUERY_SOCKET_TYPE, &type),
+                                         0);
+                                ck_assert_int_eq(type, SOCK_STREAM);
+                        }
+                        /* what was negotiated: TLS 1.3 unless the row caps
+                         * it; the client verified the server */
+                        const char *v = NULL;
+                        flow_err(f, conduit_flow_query(f, CONDUIT_QUERY_TLS_VERSION, &v), 0);
+                        ck_assert_str_eq(v, tls_version_wanted());
+                        if (i == C) {
+                                long vr = -1;
+                                const char *subject = NULL;
+                                flow_err(
+                                        f,
+                                        conduit_flow_query(f, CONDUIT_QUERY_TLS_VERIFY_RESULT, &vr),
+                                        0);
+                                ck_assert_int_eq(vr, X509_V_OK);
+                                flow_err(f,
+                                         conduit_flow_query(f, CONDUIT_QUERY_TLS_PEER_SUBJECT,
+                                                            &subject),
+                                         0);
+                                ck_assert_msg(strncmp(subject, "CN=localhost", 12) == 0 &&
+                                                      (subject[12] == ',' || !subject[12]),
+                                              "[%s] peer subject %s", transport->name, subject);
+                        }
                 }
                 int r = conduit_flow_query(f, CONDUIT_QUERY_FD, &qfd);
                 ck_assert_msg(r == 0 ? qfd == fd : r == -ENOPROTOOPT && fd == -1,
@@ -1370,6 +1834,130 @@ START_TEST(test_unix_long_path_endps)
 }
 END_TEST
 
+/* The descriptor of the directory a long path is reached through is closed
+ * on every failure, socket() running out of descriptors included. */
+START_TEST(test_unix_long_path_no_fd_leak)
+{
+        struct long_path lp;
+        long_path_listen(&lp);
+        int before = tc_fd_count();
+        int lowest = dup(0);
+        ck_assert_int_ge(lowest, 0);
+        close(lowest);
+        struct rlimit rl, low;
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        low = rl;
+        low.rlim_cur = (rlim_t)lowest + 1; /* room for the directory, not the socket */
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+        conduit_flow *c = NULL;
+        int r1 = conduit_connect(NULL, lp.uri, &c);
+        int r2 = conduit_connect(NULL, lp.uri, &c);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        tc_err(r1, -EMFILE);
+        tc_err(r2, -EMFILE);
+        ck_assert_int_eq(tc_fd_count(), before);
+        long_path_free(&lp);
+}
+END_TEST
+
+/* Without /proc the detour through the directory cannot work: that is
+ * -ENAMETOOLONG (docs/flow.md), not -ENOENT, which would read as "no such
+ * socket". In a private mount namespace (this forked test child's own). */
+START_TEST(test_unix_long_path_without_proc)
+{
+        struct long_path lp;
+        long_path_listen(&lp);
+        /* in a child that leaves with _exit(): sanitizers read /proc at exit */
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                if (unshare(CLONE_NEWNS) < 0 ||
+                    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ||
+                    umount2("/proc", MNT_DETACH) < 0)
+                        _exit(100);
+                conduit_flow *c = NULL;
+                _exit(-conduit_connect(NULL, lp.uri, &c));
+        }
+        int st = 0;
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert(WIFEXITED(st));
+        if (WEXITSTATUS(st) == 100)
+                fprintf(stderr, "# skipped: no mount namespace\n");
+        else
+                ck_assert_msg(WEXITSTATUS(st) == ENAMETOOLONG, "connect without /proc: %s, want %s",
+                              strerror(WEXITSTATUS(st)), strerror(ENAMETOOLONG));
+        long_path_free(&lp);
+}
+END_TEST
+
+/* A Unix connect that waits for room in a full backlog and is interrupted
+ * by a signal is not connected: it must be tried again, not reported as
+ * done (unlike TCP, it does not go on in the background). */
+static void on_alarm(int sig)
+{
+        (void)sig;
+}
+
+static void *accept_later(void *arg)
+{
+        int l = *(int *)arg;
+        usleep(400 * 1000); /* after the signal */
+        /* the filler, then the connection under test if it comes */
+        for (int i = 0; i < 2; i++) {
+                struct pollfd p = { .fd = l, .events = POLLIN };
+                if (poll(&p, 1, 2000) != 1)
+                        break;
+                int c = accept(l, NULL, NULL);
+                if (c >= 0)
+                        close(c);
+        }
+        return NULL;
+}
+
+START_TEST(test_unix_connect_interrupted)
+{
+        char *dir = tc_tmpdir(), *path = NULL, *uri = NULL;
+        ck_assert_int_ge(asprintf(&path, "%s/full.sock", dir), 0);
+        ck_assert_int_ge(asprintf(&uri, "unix://%s", path), 0);
+        struct sockaddr_un un = { .sun_family = AF_UNIX };
+        ck_assert_uint_lt(strlen(path), sizeof(un.sun_path));
+        strcpy(un.sun_path, path);
+        int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_eq(bind(l, (struct sockaddr *)&un, sizeof(un)), 0);
+        ck_assert_int_eq(listen(l, 0), 0);
+        /* fill the backlog */
+        int filler = -1;
+        for (int i = 0; i < 4; i++) {
+                int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+                if (connect(c, (struct sockaddr *)&un, sizeof(un)) < 0) {
+                        ck_assert_int_eq(errno, EAGAIN);
+                        close(c);
+                        break;
+                }
+                filler = c;
+        }
+        ck_assert_int_ge(filler, 0);
+        struct sigaction sa = { .sa_handler = on_alarm }; /* no SA_RESTART */
+        ck_assert_int_eq(sigaction(SIGALRM, &sa, NULL), 0);
+        pthread_t t = tc_spawn(accept_later, &l);
+        ualarm(100 * 1000, 0);
+        conduit_flow *c = NULL;
+        tc_ok(conduit_connect(NULL, uri, &c));
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        ck_assert_msg(getpeername(conduit_flow_fd(c), (struct sockaddr *)&ss, &len) == 0,
+                      "the flow is not connected: %s", strerror(errno));
+        tc_join(t);
+        conduit_flow_free(c);
+        close(filler);
+        close(l);
+        tc_rmtree(dir);
+        free(dir);
+        free(path);
+        free(uri);
+}
+END_TEST
+
 /* ---- the transports ------------------------------------------------------ */
 
 static const struct transport transports[] = {
@@ -1410,7 +1998,70 @@ static const struct transport transports[] = {
           .unix_cred = true,
           .buffer_sizes = true },
         { .name = "memory", .open = open_memory, .backend = "memory" },
+        /* TLS over each of the above. The flow's descriptor is -1 (nothing
+         * may bypass the encryption); buffer sizes, nodelay and Unix peer
+         * credentials act on, or come from, the transport below. */
+        { .name = "tls-tcp4",
+          .tls_over = "tcp4",
+          .backend = "tls",
+          .buffer_sizes = true,
+          .nodelay = true,
+          .layered = true },
+        { .name = "tls-tcp6",
+          .tls_over = "tcp6",
+          .backend = "tls",
+          .buffer_sizes = true,
+          .nodelay = true,
+          .layered = true },
+        { .name = "tls-unix",
+          .tls_over = "unix",
+          .backend = "tls",
+          .unix_cred = true,
+          .buffer_sizes = true,
+          .layered = true },
+        { .name = "tls-abstract",
+          .tls_over = "abstract",
+          .backend = "tls",
+          .unix_cred = true,
+          .buffer_sizes = true,
+          .layered = true },
+        { .name = "tls-socketpair",
+          .tls_over = "socketpair",
+          .backend = "tls",
+          .unix_cred = true,
+          .buffer_sizes = true,
+          .layered = true },
+        { .name = "tls-fd",
+          .tls_over = "fd",
+          .backend = "tls",
+          .unix_cred = true,
+          .buffer_sizes = true,
+          .layered = true },
+        { .name = "tls-memory", .tls_over = "memory", .backend = "tls", .layered = true },
+        /* TLS over TLS over TCP */
+        { .name = "tls-tls-tcp4",
+          .tls_over = "tls-tcp4",
+          .backend = "tls",
+          .buffer_sizes = true,
+          .nodelay = true,
+          .layered = true },
+        /* TLS 1.2 (every other row negotiates 1.3) */
+        { .name = "tls12-tcp4",
+          .tls_over = "tcp4",
+          .tls_extra = "max_version=1.2",
+          .backend = "tls",
+          .buffer_sizes = true,
+          .nodelay = true,
+          .layered = true },
 };
+
+static const struct transport *find_transport(const char *name)
+{
+        for (size_t i = 0; i < sizeof(transports) / sizeof(transports[0]); i++)
+                if (strcmp(transports[i].name, name) == 0)
+                        return &transports[i];
+        return NULL;
+}
 
 static bool have_ipv6_loopback(void)
 {
@@ -1423,10 +2074,19 @@ static bool have_ipv6_loopback(void)
         return ok;
 }
 
+/* Runs in the runner process (Check's unchecked fixture): the forked cases
+ * share one set of certificates, made once. */
+static void tls_fixtures_setup(void)
+{
+        (void)tls_fixtures();
+}
+
 static TCase *tcase(Suite *s, const char *name)
 {
         TCase *tc = tcase_create(name);
         tcase_set_timeout(tc, TIMEOUT_S);
+        if (transport->tls_over)
+                tcase_add_unchecked_fixture(tc, tls_fixtures_setup, NULL);
         suite_add_tcase(s, tc);
         return tc;
 }
@@ -1458,10 +2118,17 @@ static Suite *conformance_suite(void)
         tcase_add_test(tc, test_attributes);
         tc = tcase(s, "leaks");
         tcase_add_test(tc, test_no_fd_leak);
+        if (transport->tls_over) {
+                tc = tcase(s, "tls");
+                tcase_add_test(tc, test_key_update);
+        }
         if (strcmp(transport->name, "unix") == 0) {
                 tc = tcase(s, "long-path");
                 tcase_add_test(tc, test_unix_long_path);
                 tcase_add_test(tc, test_unix_long_path_endps);
+                tcase_add_test(tc, test_unix_long_path_no_fd_leak);
+                tcase_add_test(tc, test_unix_long_path_without_proc);
+                tcase_add_test(tc, test_unix_connect_interrupted);
         }
         return s;
 }
@@ -1470,14 +2137,12 @@ int main(int argc, char **argv)
 {
         tc_init(argc, argv);
         const char *name = argc > 1 ? argv[1] : "";
-        for (size_t i = 0; i < sizeof(transports) / sizeof(transports[0]); i++)
-                if (strcmp(transports[i].name, name) == 0)
-                        transport = &transports[i];
+        transport = find_transport(name);
         if (!transport) {
                 printf("Bail out! usage: %s TRANSPORT (unknown transport '%s')\n", argv[0], name);
                 return 1;
         }
-        if (strcmp(name, "tcp6") == 0 && !have_ipv6_loopback()) {
+        if (strcmp(plain_row(transport)->name, "tcp6") == 0 && !have_ipv6_loopback()) {
                 printf("1..0 # SKIP no IPv6 loopback address\n");
                 return 0;
         }

@@ -250,7 +250,7 @@ START_TEST(unsupported_kinds)
                 "vsock://2:1234",
                 "hyperv://parent/1234",
                 "vsock-mux:///tmp/none.sock:1024",
-                "tls+tcp://127.0.0.1:1?verify=0",
+                "tls+vsock://2:1234?verify=0",
         };
         conduit_flow *f = NULL;
         for (size_t i = 0; i < sizeof(uris) / sizeof(uris[0]); i++) {

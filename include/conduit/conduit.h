@@ -12,6 +12,7 @@
 #include "conduit/context.h"
 #include "conduit/connect.h"
 #include "conduit/listener.h"
+#include "conduit/tls.h"
 
 #ifdef __cplusplus
 extern "C" {

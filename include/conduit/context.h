@@ -32,7 +32,8 @@ typedef void conduit_log_fn(void *userdata, int level, const char *message);
 
 /* Creates a context with the built-in service table, /etc/services as the
  * fallback, no rewrites, no static hosts, no read/write/connect timeouts,
- * a 10 s close timeout and a 250 ms Happy Eyeballs attempt delay.
+ * 10 s close and handshake timeouts and a 250 ms Happy Eyeballs attempt
+ * delay.
  * Errors: -ENOMEM. */
 CONDUIT_EXPORT int conduit_ctx_new(conduit_ctx **ret);
 

@@ -154,13 +154,21 @@ CONDUIT_EXPORT const char *conduit_flow_backend(const conduit_flow *f);
 
 /* What conduit_flow_query() can answer. */
 typedef enum conduit_query {
-        CONDUIT_QUERY_BYTES_IN = 1,   /* uint64_t: bytes read so far */
-        CONDUIT_QUERY_BYTES_OUT = 2,  /* uint64_t: bytes written so far */
-        CONDUIT_QUERY_PEER_CRED = 3,  /* struct conduit_peer_cred (Unix) */
-        CONDUIT_QUERY_PEER_ENDP = 4,  /* conduit_endp *: new, caller frees */
-        CONDUIT_QUERY_LOCAL_ENDP = 5, /* conduit_endp *: new, caller frees */
-        CONDUIT_QUERY_FD = 6,         /* int: as conduit_flow_fd() */
-        CONDUIT_QUERY_SOCKET_TYPE = 7 /* int: SOCK_STREAM... of the socket */
+        CONDUIT_QUERY_BYTES_IN = 1,    /* uint64_t: bytes read so far */
+        CONDUIT_QUERY_BYTES_OUT = 2,   /* uint64_t: bytes written so far */
+        CONDUIT_QUERY_PEER_CRED = 3,   /* struct conduit_peer_cred (Unix) */
+        CONDUIT_QUERY_PEER_ENDP = 4,   /* conduit_endp *: new, caller frees */
+        CONDUIT_QUERY_LOCAL_ENDP = 5,  /* conduit_endp *: new, caller frees */
+        CONDUIT_QUERY_FD = 6,          /* int: as conduit_flow_fd() */
+        CONDUIT_QUERY_SOCKET_TYPE = 7, /* int: SOCK_STREAM... of the socket */
+        /* TLS flows (after the handshake). Strings are owned by the flow. */
+        CONDUIT_QUERY_TLS_VERSION = 16,       /* const char *: "TLSv1.3" */
+        CONDUIT_QUERY_TLS_CIPHER = 17,        /* const char *: "TLS_AES_256_GCM_SHA384" */
+        CONDUIT_QUERY_TLS_ALPN = 18,          /* const char *: agreed protocol, NULL if none */
+        CONDUIT_QUERY_TLS_PEER_SUBJECT = 19,  /* const char *: RFC 2253, NULL if no certificate */
+        CONDUIT_QUERY_TLS_VERIFY_RESULT = 20, /* long: X509_V_OK (0) or the X509_V_ERR_* code */
+        CONDUIT_QUERY_TLS_SERVERNAME = 21,    /* const char *: SNI sent (client) or received */
+        CONDUIT_QUERY_TLS_SSL = 22            /* void *: the OpenSSL SSL object, for experts */
 } conduit_query;
 
 struct conduit_peer_cred {
@@ -174,8 +182,9 @@ struct conduit_peer_cred {
  * (not known for this flow), -EINVAL, transport errors. */
 CONDUIT_EXPORT int conduit_flow_query(conduit_flow *f, int what, void *ret);
 
-/* A message describing the last failure on this flow ("" if none). Owned by
- * the flow, valid until the next call on it. */
+/* A message describing the calling thread's last failure on this flow (""
+ * if none): a reader thread and a writer thread each see their own. Owned
+ * by the flow, valid until the next call on it. */
 CONDUIT_EXPORT const char *conduit_flow_error_message(const conduit_flow *f);
 
 /* ---- construction --------------------------------------------------------- */

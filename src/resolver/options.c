@@ -55,6 +55,7 @@ static const struct opt_def {
         [CONDUIT__OPT_KEY] = { "key", { NULL }, CONDUIT__ON_TLS, T_FILE },
         [CONDUIT__OPT_ALPN] = { "alpn", { NULL }, CONDUIT__ON_TLS, T_ALPN },
         [CONDUIT__OPT_MIN_VERSION] = { "min_version", { NULL }, CONDUIT__ON_TLS, T_MIN_VERSION },
+        [CONDUIT__OPT_MAX_VERSION] = { "max_version", { NULL }, CONDUIT__ON_TLS, T_MIN_VERSION },
         [CONDUIT__OPT_PIN] = { "pin", { NULL }, CONDUIT__ON_TLS, T_PIN },
 };
 

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal: the TLS backend's entry points for the connector and the
+ * listener, and the per-context SSL_CTX cache. */
+#ifndef CONDUIT_TLS_PRIVATE_H
+#define CONDUIT_TLS_PRIVATE_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conduit/conduit.h"
+#include "endp-private.h"
+
+/* The TLS settings of one layer: the layer's own options, else the
+ * context's defaults. Strings point into the endp or the context. */
+struct conduit__tls_config {
+        bool server;
+        int verify; /* -1 unset, 0, 1 */
+        const char *opt[CONDUIT__OPT_COUNT];
+};
+
+void conduit__tls_config(conduit_ctx *ctx, const conduit_endp *tls, bool server,
+                         struct conduit__tls_config *ret);
+
+/* An SSL_CTX for a configuration, from ctx's cache or built (then cached).
+ * Returns a new reference (SSL_CTX_free it), or NULL with a message in
+ * err. Thread-safe. */
+SSL_CTX *conduit__tls_sslctx(conduit_ctx *ctx, const struct conduit__tls_config *c, char *err,
+                             size_t errlen);
+
+/* Frees a context's cache. */
+void conduit__tls_ctx_cleanup(conduit_ctx *ctx);
+
+/* Wraps inner in a TLS flow for the TLS endp `tls` (its options; its inner
+ * endp, if any, names the transport peer). On success the TLS flow owns
+ * inner. Sets the thread's detail message on failure. */
+int conduit__tls_wrap(conduit_ctx *ctx, conduit_flow *inner, const conduit_endp *tls, bool server,
+                      conduit_flow **ret);
+
+/* Advances the handshake once (never waits): 0 done, -EAGAIN (see wants),
+ * or an error with the detail on the flow. */
+int conduit__tls_handshake_step(conduit_flow *f);
+
+/* Runs the handshake to the end or the deadline (absolute ms, -1 none). */
+int conduit__tls_handshake(conduit_flow *f, int64_t deadline);
+
+/* True for a TLS flow. */
+bool conduit__is_tls(const conduit_flow *f);
+
+#endif
