@@ -37,6 +37,10 @@
 /* A flow without a descriptor cannot be polled: look at it this often. */
 #define NO_FD_POLL_MS 10
 
+/* --cafile, --capath, --cert, --key, --servername, --alpn, --pin, --min-tls,
+ * --insecure: one option each. */
+#define TLS_FLAGS 9
+
 enum cat_exit {
         CAT_EXIT_OK = 0,
         CAT_EXIT_ERROR = 1,       /* any other runtime failure */
@@ -58,6 +62,15 @@ struct cat {
         const char *resolve_uri;
         const char *uri[2];
         int nuri;
+        /* TLS flags, set as context-wide defaults for every tls+ URI; a
+         * flag given again replaces its earlier value. */
+        struct tls_flag {
+                const char *flag;  /* "--cafile", for messages */
+                const char *key;   /* the TLS option: "cafile" */
+                const char *value; /* "0" for --insecure */
+        } tls[TLS_FLAGS];
+        int ntls;
+        bool insecure;
         /* The last library trace, so that our own identical line ("connected
          * to X", "listening on X") is not printed twice. */
         char *lib_last;
@@ -146,6 +159,8 @@ static int exit_status(int err)
         case -ETIMEDOUT: return CAT_EXIT_TIMEOUT;
         case CONDUIT_E_TLS_VERIFY: return CAT_EXIT_TLS_VERIFY;
         case CONDUIT_E_UNSUPPORTED: return CAT_EXIT_UNSUPPORTED;
+        /* CONDUIT_E_TLS (a failed handshake, an alert) and
+         * CONDUIT_E_TLS_TRUNCATED: a runtime error like any other */
         default: return CAT_EXIT_ERROR;
         }
 }
@@ -312,6 +327,41 @@ static void dir_write_failed(struct cat *c, struct session *s, struct dir *d, in
         dir_finish(s, d);
 }
 
+/* Read errors that mean the whole connection is gone, not just its
+ * incoming half. */
+static bool connection_broken(int err)
+{
+        switch (err) {
+        case -ECONNRESET:
+        case -ECONNABORTED:
+        case -ENOTCONN:
+        case -EPIPE:
+        case -ETIMEDOUT:
+        case -EHOSTUNREACH:
+        case -ENETUNREACH:
+        case CONDUIT_E_TLS:
+        case CONDUIT_E_TLS_VERIFY:
+        case CONDUIT_E_TLS_TRUNCATED:
+        case CONDUIT_E_PROTOCOL: return true;
+        default: return false;
+        }
+}
+
+/* d's source broke: the direction writing into it has nowhere to go either,
+ * so it ends too instead of waiting for data (say, on an idle stdin) that
+ * could never be delivered. */
+static void drop_reverse(struct cat *c, struct session *s, struct dir *d)
+{
+        struct dir *r = d == &s->dir[0] ? &s->dir[1] : &s->dir[0];
+        if (r->state == DIR_DONE || r->dst != d->src)
+                return;
+        trace(c, 1, "%s is gone: no longer reading %s", wname(r->dst), rname(r->src));
+        if (!r->src->shared)
+                conduit_flow_shutdown(r->src->flow, CONDUIT_SHUT_RD);
+        r->err = r->err ? r->err : d->err;
+        dir_finish(s, r);
+}
+
 /* Moves data from src to dst until one of them would block or the budget
  * is spent. */
 static void dir_step(struct cat *c, struct session *s, struct dir *d)
@@ -361,6 +411,8 @@ static void dir_step(struct cat *c, struct session *s, struct dir *d)
                                  * other side learns that no more data comes. */
                                 report_io("read from", d->src, rname(d->src), (int)n);
                                 d->err = (int)n;
+                                if (connection_broken((int)n))
+                                        drop_reverse(c, s, d);
                         }
                         if (d->dst->shared)
                                 trace(c, 1, "%s from %s, %s stays open for the next client",
@@ -476,6 +528,51 @@ out:
         return status;
 }
 
+/* ---- TLS ---------------------------------------------------------------------- */
+
+/* A string answer of conduit_flow_query(), or NULL. */
+static const char *query_str(conduit_flow *f, int what)
+{
+        const char *s = NULL;
+        return conduit_flow_query(f, what, &s) == 0 ? s : NULL;
+}
+
+/* -v: what the handshake of a TLS flow agreed on. A TLS flow answers for
+ * its own (outermost) layer; any other flow has no TLS version. */
+static void trace_tls(struct cat *c, const struct end *e)
+{
+        if (c->verbose < 1)
+                return;
+        const char *version = query_str(e->flow, CONDUIT_QUERY_TLS_VERSION);
+        if (!version)
+                return;
+        const char *cipher = query_str(e->flow, CONDUIT_QUERY_TLS_CIPHER);
+        const char *alpn = query_str(e->flow, CONDUIT_QUERY_TLS_ALPN);
+        const char *subject = query_str(e->flow, CONDUIT_QUERY_TLS_PEER_SUBJECT);
+        long vr = 0;
+        char verify[64] = "";
+        if (conduit_flow_query(e->flow, CONDUIT_QUERY_TLS_VERIFY_RESULT, &vr) == 0 && vr != 0)
+                snprintf(verify, sizeof(verify), ", verify result %ld (not verified)", vr);
+        trace(c, 1, "TLS with %s: %s, cipher %s, ALPN %s, peer certificate %s%s", rname(e), version,
+              cipher ? cipher : "?", alpn ? alpn : "none", subject ? subject : "none", verify);
+}
+
+/* Finishes the handshake of a TLS flow (at once if it is done), so that a
+ * peer failing verification ends the connect with its own exit status and
+ * not as a relay error. Returns 0 or the exit status. */
+static int tls_establish(struct cat *c, const char *name, struct end *e)
+{
+        int r = conduit_tls_handshake(e->flow);
+        if (r == -EINVAL) /* not a TLS flow */
+                return 0;
+        if (r < 0) {
+                report_io("TLS handshake with", e, name, r);
+                return exit_status(r);
+        }
+        trace_tls(c, e);
+        return 0;
+}
+
 /* ---- modes ------------------------------------------------------------------ */
 
 static int connect_uri(struct cat *c, const char *uri, struct end *ret)
@@ -489,7 +586,10 @@ static int connect_uri(struct cat *c, const char *uri, struct end *ret)
         }
         end_init(ret, f, uri);
         trace(c, 1, "connected to %s", rname(ret));
-        return 0;
+        int status = tls_establish(c, uri, ret);
+        if (status != 0)
+                end_clear(ret);
+        return status;
 }
 
 static int run_resolve(struct cat *c)
@@ -617,11 +717,12 @@ static int run_listen(struct cat *c)
                 struct end peer, out = { 0 };
                 end_init(&peer, f, "?");
                 trace(c, 1, "accepted from %s", rname(&peer));
-                if (c->nuri == 2) {
+                status = tls_establish(c, rname(&peer), &peer);
+                if (status == 0 && c->nuri == 2) {
                         status = connect_uri(c, c->uri[1], &out);
                         if (status == 0)
                                 status = relay(c, &peer, &out);
-                } else {
+                } else if (status == 0) {
                         status = relay(c, &io, &peer);
                 }
                 end_clear(&peer);
@@ -697,24 +798,42 @@ static void usage(FILE *out)
               "                             connect_timeout option wins)\n"
               "      --resolve URI          print each endpoint URI resolves to, one per line\n"
               "      --stats                print bytes and throughput per direction at the end\n"
-              "  -v, --verbose              trace resolution, connections and half-closes on\n"
-              "                             stderr (-vv: every read and write too)\n"
+              "  -v, --verbose              trace resolution, connections, TLS handshakes and\n"
+              "                             half-closes on stderr (-vv: every read and write)\n"
               "  -h, --help                 show this help and exit\n"
               "  -V, --version              show the version and exit\n"
               "\n"
+              "TLS options (defaults for every tls+ URI, listeners included; a URI's own\n"
+              "option wins):\n"
+              "      --cafile FILE          trust the CA certificates in FILE (PEM) instead of\n"
+              "                             the system store; on a listener: require client\n"
+              "                             certificates signed by them\n"
+              "      --capath DIR           as --cafile, with a hashed certificate directory\n"
+              "      --cert FILE            certificate chain to present (PEM)\n"
+              "      --key FILE             its private key (PEM)\n"
+              "      --servername NAME      name to send (SNI) and to check the peer against\n"
+              "      --alpn LIST            ALPN protocols to offer (listening: to accept),\n"
+              "                             comma-separated, preferred first\n"
+              "      --pin PIN              accept only a peer whose public key has this\n"
+              "                             SHA-256: sha256//BASE64 or hex, comma-separated\n"
+              "      --min-tls VERSION      lowest TLS version: 1.2 (default) or 1.3\n"
+              "      --insecure             do not verify TLS peers (verify=0)\n"
+              "\n"
               "URIs: tcp://HOST:PORT, tcp://[IPV6]:PORT, unix:///PATH, unix-abstract:NAME,\n"
-              "fd:N and the other forms of the URI reference (docs/uri.md). EOF from one\n"
+              "fd:N, tls+URI (tls+tcp://HOST:PORT, https://HOST, tls+unix:///PATH?servername=N)\n"
+              "and the other forms of the URI reference (docs/uri.md). EOF from one\n"
               "side shuts down the write side of the other; " PROG " exits when both\n"
               "directions are done.\n"
               "\n"
               "Exit status:\n"
               "  0  success\n"
-              "  1  other runtime error (including a failed read or write while relaying)\n"
+              "  1  other runtime error (a failed read or write while relaying, a TLS\n"
+              "     protocol error or truncated TLS stream, ...)\n"
               "  2  usage error\n"
               "  3  resolve failure: malformed URI, unknown scheme or option, name not found\n"
               "  4  connection refused, no such socket, host or network unreachable\n"
               "  5  timeout\n"
-              "  6  TLS verification failure\n"
+              "  6  TLS verification failure (certificate, host name, pin)\n"
               "  7  transport not supported by this build\n",
               out);
 }
@@ -730,7 +849,75 @@ static int usage_error(const char *fmt, ...)
         return CAT_EXIT_USAGE;
 }
 
-enum { OPT_RESOLVE = 0x100, OPT_STATS };
+/* Sets the TLS flags as the context's defaults. Returns -1 to go on, or
+ * the exit status of a usage error (a value the library rejects). */
+static int apply_tls_flags(struct cat *c)
+{
+        for (int i = 0; i < c->ntls; i++) {
+                const struct tls_flag *t = &c->tls[i];
+                int r = conduit_ctx_set_tls_option(c->ctx, t->key, t->value);
+                if (r < 0) {
+                        const char *detail = conduit_ctx_error_message(c->ctx);
+                        if (*detail)
+                                return usage_error("invalid %s '%s': %s: %s", t->flag, t->value,
+                                                   conduit_strerror(r), detail);
+                        return usage_error("invalid %s '%s': %s", t->flag, t->value,
+                                           conduit_strerror(r));
+                }
+        }
+        if (c->insecure)
+                report("warning: --insecure: TLS peers are not verified (certificate chain "
+                       "and name unchecked)");
+        return -1;
+}
+
+enum {
+        OPT_RESOLVE = 0x100,
+        OPT_STATS,
+        OPT_CAFILE,
+        OPT_CAPATH,
+        OPT_CERT,
+        OPT_KEY,
+        OPT_SERVERNAME,
+        OPT_ALPN,
+        OPT_PIN,
+        OPT_MIN_TLS,
+        OPT_INSECURE,
+};
+
+/* The TLS flags and the library option each one sets. */
+static const struct {
+        int opt;
+        const char *flag;
+        const char *key;
+} tls_flag_table[] = {
+        { OPT_CAFILE, "--cafile", "cafile" },
+        { OPT_CAPATH, "--capath", "capath" },
+        { OPT_CERT, "--cert", "cert" },
+        { OPT_KEY, "--key", "key" },
+        { OPT_SERVERNAME, "--servername", "servername" },
+        { OPT_ALPN, "--alpn", "alpn" },
+        { OPT_PIN, "--pin", "pin" },
+        { OPT_MIN_TLS, "--min-tls", "min_version" },
+        { OPT_INSECURE, "--insecure", "verify" },
+};
+
+/* Records TLS flag o (an OPT_* of tls_flag_table) with value. */
+static void add_tls_flag(struct cat *c, int o, const char *value)
+{
+        for (size_t i = 0; i < sizeof(tls_flag_table) / sizeof(tls_flag_table[0]); i++) {
+                if (tls_flag_table[i].opt != o)
+                        continue;
+                int j = 0;
+                while (j < c->ntls && strcmp(c->tls[j].key, tls_flag_table[i].key) != 0)
+                        j++;
+                if (j == c->ntls)
+                        c->ntls++;
+                c->tls[j] =
+                        (struct tls_flag){ tls_flag_table[i].flag, tls_flag_table[i].key, value };
+                return;
+        }
+}
 
 /* Returns -1 to go on, or the exit status (help, version, usage errors). */
 static int parse_args(struct cat *c, int argc, char **argv)
@@ -741,6 +928,15 @@ static int parse_args(struct cat *c, int argc, char **argv)
                 { "connect-timeout", required_argument, NULL, 'w' },
                 { "resolve", required_argument, NULL, OPT_RESOLVE },
                 { "stats", no_argument, NULL, OPT_STATS },
+                { "cafile", required_argument, NULL, OPT_CAFILE },
+                { "capath", required_argument, NULL, OPT_CAPATH },
+                { "cert", required_argument, NULL, OPT_CERT },
+                { "key", required_argument, NULL, OPT_KEY },
+                { "servername", required_argument, NULL, OPT_SERVERNAME },
+                { "alpn", required_argument, NULL, OPT_ALPN },
+                { "pin", required_argument, NULL, OPT_PIN },
+                { "min-tls", required_argument, NULL, OPT_MIN_TLS },
+                { "insecure", no_argument, NULL, OPT_INSECURE },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
@@ -761,6 +957,18 @@ static int parse_args(struct cat *c, int argc, char **argv)
                         break;
                 case OPT_RESOLVE: c->resolve_uri = optarg; break;
                 case OPT_STATS: c->stats = true; break;
+                case OPT_INSECURE:
+                        c->insecure = true;
+                        add_tls_flag(c, o, "0");
+                        break;
+                case OPT_CAFILE:
+                case OPT_CAPATH:
+                case OPT_CERT:
+                case OPT_KEY:
+                case OPT_SERVERNAME:
+                case OPT_ALPN:
+                case OPT_PIN:
+                case OPT_MIN_TLS: add_tls_flag(c, o, optarg); break;
                 case 'v': c->verbose++; break;
                 case 'h': usage(stdout); return CAT_EXIT_OK;
                 case 'V': printf(PROG " (libconduit) %s\n", conduit_version()); return CAT_EXIT_OK;
@@ -826,12 +1034,12 @@ int main(int argc, char **argv)
                 conduit_ctx_set_log(c.ctx, log_cb, &c);
         if (c.connect_timeout_ms > 0)
                 conduit_ctx_set_timeout(c.ctx, CONDUIT_TIMEOUT_CONNECT, c.connect_timeout_ms);
-
-        if (c.resolve_uri)
+        status = apply_tls_flags(&c); /* >= 0: a TLS flag the library rejects */
+        if (status < 0 && c.resolve_uri)
                 status = run_resolve(&c);
-        else if (c.listen)
+        else if (status < 0 && c.listen)
                 status = run_listen(&c);
-        else
+        else if (status < 0)
                 status = run_connect(&c);
 
         conduit_ctx_free(c.ctx);
