@@ -2,7 +2,9 @@
 /* The connector: resolve, then dispatch each candidate to its backend by
  * endp kind. TCP candidates race with Happy Eyeballs; others go in order. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "backends/backends.h"
 #include "ctx-private.h"
@@ -14,6 +16,9 @@ static conduit__connect_fn *const connectors[] = {
         [CONDUIT_ENDP_TCP] = conduit__tcp_connect,
         [CONDUIT_ENDP_UNIX] = conduit__unix_connect,
         [CONDUIT_ENDP_FD] = conduit__fd_connect,
+        [CONDUIT_ENDP_VSOCK] = conduit__vsock_connect,
+        [CONDUIT_ENDP_HYPERV] = conduit__vsock_connect,
+        [CONDUIT_ENDP_VSOCK_MUX] = conduit__vsock_mux_connect,
 };
 
 /* Why a kind has no connector in this build. */
@@ -96,7 +101,8 @@ static int add_tls_layers(conduit_ctx *ctx, const conduit_endp *e, conduit_flow 
         return 0;
 }
 
-static int connect_list(conduit_ctx *ctx, conduit_endp **list, size_t n, conduit_flow **ret)
+static int connect_list(conduit_ctx *ctx, conduit_endp **list, size_t n, int64_t until,
+                        conduit_flow **ret)
 {
         const conduit_endp **t = calloc(n, sizeof(*t));
         if (!t)
@@ -106,8 +112,13 @@ static int connect_list(conduit_ctx *ctx, conduit_endp **list, size_t n, conduit
         int timeout = conduit__endp_opt_ms(t[0], CONDUIT__OPT_CONNECT_TIMEOUT,
                                            ctx->timeouts[CONDUIT_TIMEOUT_CONNECT]);
         int64_t deadline = conduit__deadline(timeout);
+        if (until >= 0 && (deadline < 0 || until < deadline))
+                deadline = until;
         conduit_flow *f = NULL;
         int r = connect_transports(ctx, t, n, deadline, &f);
+        const char *max_io = t[0]->opt[CONDUIT__OPT_MAX_IO];
+        if (r == 0 && max_io)
+                conduit_flow_set_max_io(f, strtoul(max_io, NULL, 10));
         if (r == 0 && list[0]->kind == CONDUIT_ENDP_TLS) {
                 /* the TLS layers of the candidate that answered */
                 size_t w = 0;
@@ -124,6 +135,55 @@ static int connect_list(conduit_ctx *ctx, conduit_endp **list, size_t n, conduit
         return r;
 }
 
+/* Errors that mean "not there yet": the peer may come up (a VM agent
+ * starting, a socket file about to be created). */
+static bool retryable(int r)
+{
+        return r == -ECONNREFUSED || r == -ECONNRESET || r == -ENOENT;
+}
+
+/* Connects, retrying with backoff while the peer is not up yet, for as
+ * long as the retry option (else the context's CONDUIT_TIMEOUT_RETRY)
+ * allows. */
+static int connect_retrying(conduit_ctx *ctx, conduit_endp **list, size_t n, conduit_flow **ret)
+{
+        int retry = conduit__endp_opt_ms(conduit__endp_transport(list[0]), CONDUIT__OPT_RETRY,
+                                         ctx->timeouts[CONDUIT_TIMEOUT_RETRY]);
+        if (retry <= 0)
+                return connect_list(ctx, list, n, -1, ret);
+        int64_t until = conduit__deadline(retry);
+        int backoff = 20;
+        char last[512] = "";
+        for (int attempt = 1;; attempt++) {
+                int r = connect_list(ctx, list, n, until, ret);
+                if (r == 0)
+                        return r;
+                int left = conduit__remaining(until);
+                /* an attempt cut short by the retry deadline after earlier
+                 * ones found the peer not up: the peer is still not up */
+                bool cut = r == -ETIMEDOUT && left == 0 && attempt > 1;
+                if (!retryable(r) && !cut)
+                        return r;
+                snprintf(last, sizeof(last), "%s", conduit__error_message());
+                if (left == 0)
+                        return conduit__set_error(-ETIMEDOUT,
+                                                  "not up after %d ms and %d attempts (last: %s)",
+                                                  retry, attempt, last);
+                int wait = backoff < left ? backoff : left;
+                conduit__log(ctx, CONDUIT_LOG_DEBUG, "attempt %d: %s; retrying in %d ms", attempt,
+                             conduit_strerror(r), wait);
+                struct timespec ts = { wait / 1000, (long)(wait % 1000) * 1000000L };
+                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                        ;
+                /* no attempt that would start with no time left */
+                if (conduit__remaining(until) == 0)
+                        return conduit__set_error(-ETIMEDOUT,
+                                                  "not up after %d ms and %d attempts (last: %s)",
+                                                  retry, attempt, last);
+                backoff = backoff >= 500 ? 1000 : backoff * 2;
+        }
+}
+
 int conduit_connect_endp(conduit_ctx *ctx, const conduit_endp *e, conduit_flow **ret)
 {
         if (!e || !ret)
@@ -136,7 +196,7 @@ int conduit_connect_endp(conduit_ctx *ctx, const conduit_endp *e, conduit_flow *
         int r = n;
         if (n > 0) {
                 conduit_flow *f = NULL;
-                r = connect_list(c, list, (size_t)n, &f);
+                r = connect_retrying(c, list, (size_t)n, &f);
                 if (r == 0)
                         *ret = f;
         }

@@ -10,6 +10,7 @@
 
 #include "conduit/conduit.h"
 #include "endp-private.h"
+#include "flow-private.h"
 
 struct conduit__service {
         char *scheme; /* lower case */
@@ -41,7 +42,7 @@ struct conduit_ctx {
         bool file_loaded;
         struct conduit__service *file_services;
         size_t n_file_services;
-        int timeouts[5];
+        int timeouts[CONDUIT__TIMEOUT_COUNT];
         int he_delay_ms;
         conduit_log_fn *log_fn;
         void *log_userdata;

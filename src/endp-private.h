@@ -25,6 +25,8 @@ enum conduit__opt {
         CONDUIT__OPT_UNLINK,          /* Unix path; bool */
         CONDUIT__OPT_TO_HOST,         /* vsock; bool */
         CONDUIT__OPT_HANDSHAKE,       /* vsock-mux; "strict" / "lenient" */
+        CONDUIT__OPT_RETRY,           /* duration: keep retrying a peer not up yet */
+        CONDUIT__OPT_MAX_IO,          /* bytes per system call at most */
         /* TLS options: live on the TLS endp */
         CONDUIT__OPT_SERVERNAME, /* aliases sni, snihost */
         CONDUIT__OPT_VERIFY,     /* bool */

@@ -36,10 +36,14 @@ static _Thread_local char errmsg[4096 + 512];
 
 int conduit__set_error(int err, const char *fmt, ...)
 {
+        /* Formatted aside first: callers may quote the previous message
+         * (conduit__error_message()) in the new one. */
+        char buf[sizeof(errmsg)];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);
+        memcpy(errmsg, buf, sizeof(errmsg));
         return err;
 }
 

@@ -9,6 +9,9 @@
 
 #include "conduit/conduit.h"
 
+/* The number of conduit_timeout values. */
+#define CONDUIT__TIMEOUT_COUNT 6
+
 struct conduit_flow {
         const conduit_flow_ops *ops;
         void *impl;          /* user flows: conduit_flow_new()'s pointer */
@@ -23,11 +26,11 @@ struct conduit_flow {
         _Atomic uint64_t errseq[2];
         uint64_t bytes_in;
         uint64_t bytes_out;
-        size_t max_io;  /* 0: unlimited */
-        int timeout[5]; /* indexed by conduit_timeout; -1 none */
-        int rd_err;     /* sticky read error, 0 if none */
-        int wr_err;     /* sticky write error, 0 if none */
-        int wants;      /* CONDUIT_WANT_* after the last -EAGAIN */
+        size_t max_io;                       /* 0: unlimited */
+        int timeout[CONDUIT__TIMEOUT_COUNT]; /* indexed by conduit_timeout; -1 none */
+        int rd_err;                          /* sticky read error, 0 if none */
+        int wr_err;                          /* sticky write error, 0 if none */
+        int wants;                           /* CONDUIT_WANT_* after the last -EAGAIN */
         bool nonblocking;
         bool force_dontwait; /* close(): deadlines apply even without timeouts */
         bool rd_eof;

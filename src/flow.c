@@ -25,7 +25,7 @@ void conduit__flow_init(conduit_flow *f, const conduit_flow_ops *ops, conduit_ct
 {
         f->ops = ops;
         f->ctx = conduit__ctx_ref(ctx);
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < CONDUIT__TIMEOUT_COUNT; i++)
                 f->timeout[i] = ctx ? ctx->timeouts[i] : -1;
         if (!ctx)
                 f->timeout[CONDUIT_TIMEOUT_CLOSE] = DEFAULT_CLOSE_TIMEOUT_MS;
@@ -500,8 +500,10 @@ static int sockopt(conduit_flow *f, int level, int name, int value)
         if (fd < 0)
                 return conduit_flow_set_error(f, -ENOTSUP, "flow has no socket");
         if (setsockopt(fd, level, name, &value, sizeof(value)) < 0) {
-                /* an fd flow over a tty or a pipe */
-                if (errno == ENOTSOCK)
+                /* an fd flow over a tty or a pipe; a TCP option on a socket
+                 * of another family (Unix says EOPNOTSUPP, vsock
+                 * ENOPROTOOPT): one answer for "not here" */
+                if (errno == ENOTSOCK || (level == IPPROTO_TCP && errno == ENOPROTOOPT))
                         return conduit_flow_set_error(f, -ENOTSUP, "flow has no socket");
                 return conduit_flow_set_error(f, -errno, "setsockopt: %s", strerror(errno));
         }

@@ -44,6 +44,9 @@ static conduit__listen_fn *const listeners[] = {
         [CONDUIT_ENDP_TCP] = conduit__tcp_listen,
         [CONDUIT_ENDP_UNIX] = conduit__unix_listen,
         [CONDUIT_ENDP_FD] = conduit__fd_listen,
+        [CONDUIT_ENDP_VSOCK] = conduit__vsock_listen,
+        [CONDUIT_ENDP_HYPERV] = conduit__vsock_listen,
+        [CONDUIT_ENDP_VSOCK_MUX] = conduit__vsock_mux_listen,
 };
 
 static int set_error(conduit_listener *l, int err, const char *fmt, ...)
@@ -159,6 +162,17 @@ int conduit_listen(conduit_ctx *ctx, const char *uri, conduit_listener **ret)
         return r;
 }
 
+/* A Unix endp naming path (NULL on ENOMEM). */
+static conduit_endp *unix_path_endp(const char *path)
+{
+        conduit_endp *e = conduit__endp_new(CONDUIT_ENDP_UNIX);
+        if (e && !(e->path = strdup(path)))
+                e = conduit_endp_free(e);
+        if (e)
+                e->path_len = strlen(e->path);
+        return e;
+}
+
 /* Accepts one connection from the socket. wait: block until one comes
  * (bounded by deadline); else return -EAGAIN at once when none is queued. */
 static int accept_socket(conduit_listener *l, bool wait, int64_t deadline, conduit_flow **ret)
@@ -195,11 +209,14 @@ static int accept_socket(conduit_listener *l, bool wait, int64_t deadline, condu
                         }
                         conduit_endp *peer = NULL, *local = NULL;
                         if (len > 0)
-                                conduit_endp_from_sockaddr((struct sockaddr *)&ss, len, &peer);
+                                conduit__sock_endp(l->s.ops, (struct sockaddr *)&ss, len, &peer);
                         /* getsockname() would show the /proc detour of a
-                         * long path: the local end is the path bound */
+                         * long path: the local end is the path bound (for
+                         * hybrid vsock, the Unix socket "<path>_<port>") */
                         if (l->s.bound->kind == CONDUIT_ENDP_UNIX)
                                 conduit_endp_copy(l->s.bound, &local);
+                        else if (l->s.bound->kind == CONDUIT_ENDP_VSOCK_MUX && l->s.unlink_path)
+                                local = unix_path_endp(l->s.unlink_path);
                         conduit__flow_set_endps(f, peer, local);
                         *ret = f;
                         return 0;

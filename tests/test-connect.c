@@ -243,25 +243,12 @@ END_TEST
 
 START_TEST(unsupported_kinds)
 {
-        /* None of these may create a socket: their backends do not exist in
-         * this build, and AF_VSOCK must never be connected on the build
-         * host. */
-        static const char *const uris[] = {
-                "vsock://2:1234",
-                "hyperv://parent/1234",
-                "vsock-mux:///tmp/none.sock:1024",
-                "tls+vsock://2:1234?verify=0",
-        };
         conduit_flow *f = NULL;
-        for (size_t i = 0; i < sizeof(uris) / sizeof(uris[0]); i++) {
-                tc_err(conduit_connect(NULL, uris[i], &f), CONDUIT_E_UNSUPPORTED);
-                ck_assert_ptr_nonnull(strstr(conduit_ctx_error_message(NULL), "no "));
-                ck_assert_ptr_null(f);
-        }
         tc_err(conduit_connect(NULL, "vchan://3/data", &f), CONDUIT_E_UNSUPPORTED);
         ck_assert_ptr_nonnull(strstr(conduit_ctx_error_message(NULL), "Xen"));
         tc_err(conduit_connect(NULL, "unknown:gone", &f), CONDUIT_E_NOT_FOUND);
         ck_assert_ptr_nonnull(strstr(conduit_ctx_error_message(NULL), "gone"));
+        ck_assert_ptr_null(f);
 }
 END_TEST
 

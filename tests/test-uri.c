@@ -385,7 +385,15 @@ static const struct uri_case cases[] = {
         ERR("vsock-mux:///run/a%00b:1", E_URI),
         ERR("vsock-mux:///run/fc.sock:1?handshake=maybe", E_VALUE),
         ERR("vsock-mux:///run/fc.sock:1?to_host=1", E_OPTION),
-        ERR("vsock-mux:///run/fc.sock:1?mode=0600", E_OPTION),
+        /* the listener's "<path>_<port>" socket takes the Unix file options */
+        OK("vsock-mux:///run/fc.sock:1?mode=0600&unlink=1",
+           "vsock-mux:///run/fc.sock:1?mode=0600&unlink=1"),
+        ERR("vsock-mux:///run/fc.sock:1?nodelay=1", E_OPTION),
+        OK("vsock://3:1024?retry=30s&max_io=65536", "vsock://3:1024?retry=30s&max_io=65536"),
+        OK("vsock://3:1024?message_size=4096", "vsock://3:1024?max_io=4096"),
+        OK("unix:///run/a.sock?retry=1500ms", "unix:///run/a.sock?retry=1500ms"),
+        ERR("vsock://3:1024?max_io=0", E_VALUE),
+        ERR("fd:3?retry=1s", E_OPTION),
 
         /* fd */
         OK("fd:3", "fd:3"),

@@ -46,11 +46,15 @@ typedef struct conduit_flow conduit_flow;
 
 /* Which timeout, for conduit_flow_set_timeout() and conduit_ctx_set_timeout(). */
 typedef enum conduit_timeout {
-        CONDUIT_TIMEOUT_READ = 0,     /* one read call */
-        CONDUIT_TIMEOUT_WRITE = 1,    /* one write/writev call, all bytes */
-        CONDUIT_TIMEOUT_CONNECT = 2,  /* the whole connect, all candidates */
-        CONDUIT_TIMEOUT_CLOSE = 3,    /* conduit_flow_close() waiting for the peer */
-        CONDUIT_TIMEOUT_HANDSHAKE = 4 /* TLS / hybrid-vsock handshakes */
+        CONDUIT_TIMEOUT_READ = 0,      /* one read call */
+        CONDUIT_TIMEOUT_WRITE = 1,     /* one write/writev call, all bytes */
+        CONDUIT_TIMEOUT_CONNECT = 2,   /* the whole connect, all candidates */
+        CONDUIT_TIMEOUT_CLOSE = 3,     /* conduit_flow_close() waiting for the peer */
+        CONDUIT_TIMEOUT_HANDSHAKE = 4, /* TLS / hybrid-vsock handshakes */
+        /* connect: keep retrying a peer that is not up yet (refused,
+         * reset, no such socket) until this much time has passed; negative
+         * (the default) tries once */
+        CONDUIT_TIMEOUT_RETRY = 5
 } conduit_timeout;
 
 /* ---- I/O ---------------------------------------------------------------- */
@@ -161,6 +165,11 @@ typedef enum conduit_query {
         CONDUIT_QUERY_LOCAL_ENDP = 5,  /* conduit_endp *: new, caller frees */
         CONDUIT_QUERY_FD = 6,          /* int: as conduit_flow_fd() */
         CONDUIT_QUERY_SOCKET_TYPE = 7, /* int: SOCK_STREAM... of the socket */
+        /* vsock and Hyper-V flows (AF_VSOCK) */
+        CONDUIT_QUERY_VSOCK_PEER_CID = 8,    /* unsigned int */
+        CONDUIT_QUERY_VSOCK_PEER_PORT = 9,   /* unsigned int */
+        CONDUIT_QUERY_VSOCK_LOCAL_CID = 10,  /* unsigned int: this machine's CID */
+        CONDUIT_QUERY_VSOCK_LOCAL_PORT = 11, /* unsigned int */
         /* TLS flows (after the handshake). Strings are owned by the flow. */
         CONDUIT_QUERY_TLS_VERSION = 16,       /* const char *: "TLSv1.3" */
         CONDUIT_QUERY_TLS_CIPHER = 17,        /* const char *: "TLS_AES_256_GCM_SHA384" */

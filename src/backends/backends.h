@@ -14,12 +14,31 @@
 extern const conduit_flow_ops conduit__tcp_ops;
 extern const conduit_flow_ops conduit__unix_ops;
 extern const conduit_flow_ops conduit__fd_sock_ops;
+extern const conduit_flow_ops conduit__vsock_ops;
+extern const conduit_flow_ops conduit__hyperv_ops;
+extern const conduit_flow_ops conduit__vsock_mux_ops;
 
 /* Wraps a connected stream socket (blocking mode, CLOEXEC) in a flow that
  * closes it on free when own is set. On failure the descriptor is left to
  * the caller. */
 int conduit__sock_flow_new(conduit_ctx *ctx, const conduit_flow_ops *ops, int fd, bool own,
                            conduit_flow **ret);
+
+/* The endp of a socket address, as flows of ops report it: a Hyper-V
+ * flow's AF_VSOCK addresses are Hyper-V endps where the CID is a well-known
+ * VM id (1 loopback, 2 parent, any wildcard); else
+ * conduit_endp_from_sockaddr(). For the peer address accept() returns. */
+int conduit__sock_endp(const conduit_flow_ops *ops, const struct sockaddr *sa, socklen_t len,
+                       conduit_endp **ret);
+
+/* Lenient hybrid vsock: the first read of f first drops an "OK <n>\n" line
+ * the multiplexer may have sent (conduit__vsock_mux_strip_ok()). */
+void conduit__sock_flow_strip_ok(conduit_flow *f);
+
+/* Consumes a complete "OK <n>\n" line at the head of fd's data, if one is
+ * there; anything else is left as data. 0, -EAGAIN (recv flags had
+ * MSG_DONTWAIT and nothing has arrived) or an error. */
+int conduit__vsock_mux_strip_ok(int fd, int recv_flags);
 
 /* Connects one resolved candidate of the backend's kind before deadline
  * (absolute ms, -1 none). Sets the thread's detail message on failure. */
@@ -39,8 +58,18 @@ struct conduit__listen_result {
 typedef int conduit__listen_fn(conduit_ctx *ctx, const conduit_endp *e,
                                struct conduit__listen_result *ret);
 
-conduit__connect_fn conduit__tcp_connect, conduit__unix_connect, conduit__fd_connect;
-conduit__listen_fn conduit__tcp_listen, conduit__unix_listen, conduit__fd_listen;
+conduit__connect_fn conduit__tcp_connect, conduit__unix_connect, conduit__fd_connect,
+        conduit__vsock_connect, conduit__vsock_mux_connect;
+conduit__listen_fn conduit__tcp_listen, conduit__unix_listen, conduit__fd_listen,
+        conduit__vsock_listen, conduit__vsock_mux_listen;
+
+struct sockaddr_vm;
+/* The AF_VSOCK address of a vsock or Hyper-V endp (Hyper-V ids mapped as
+ * Linux does). Refuses "any" CID or port unless listening. */
+int conduit__vsock_sockaddr(const conduit_endp *e, bool listening, struct sockaddr_vm *ret);
+
+/* This machine's CID (IOCTL_VM_SOCKETS_GET_LOCAL_CID on /dev/vsock). */
+int conduit__vsock_local_cid(unsigned *ret);
 
 /* Happy Eyeballs over n TCP candidates (RFC 8305 §5): the next attempt
  * starts after delay_ms or when one fails; the first to connect wins. */

@@ -4,17 +4,22 @@
  * in blocking mode; a try-once operation passes MSG_DONTWAIT, so a blocking
  * flow without timeouts sleeps in the kernel like a hand-written loop. */
 #include <errno.h>
+#include <linux/vm_sockets.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "backends/backends.h"
+#include "endp-private.h"
+#include "resolver/options.h"
 #include "util.h"
 
 struct sock_flow {
         conduit_flow base;
         int fd;
         bool own;
+        bool strip_ok; /* lenient hybrid vsock: drop a leading "OK <n>\n" */
 };
 
 static struct sock_flow *sock(conduit_flow *f)
@@ -25,6 +30,12 @@ static struct sock_flow *sock(conduit_flow *f)
 static ssize_t sock_read(conduit_flow *f, void *buf, size_t len)
 {
         int flags = conduit__flow_dontwait(f, CONDUIT_WANT_READ) ? MSG_DONTWAIT : 0;
+        if (sock(f)->strip_ok) {
+                int r = conduit__vsock_mux_strip_ok(sock(f)->fd, flags);
+                if (r < 0)
+                        return r;
+                sock(f)->strip_ok = false;
+        }
         ssize_t n = recv(sock(f)->fd, buf, len, flags);
         if (n >= 0)
                 return n;
@@ -70,6 +81,68 @@ static int sock_get_fd(conduit_flow *f, int want)
         return sock(f)->fd;
 }
 
+/* The AF_VSOCK address of one end of a connected socket (peer: the other
+ * end's). A socket bound to any CID — every client: connect() binds it so —
+ * speaks from the CID of the transport that carries the connection, which
+ * is what its peer sees: the loopback transport's (1) for a peer on this
+ * machine (CID 1, or this machine's own CID), this machine's CID
+ * (IOCTL_VM_SOCKETS_GET_LOCAL_CID) otherwise. Left at any when /dev/vsock
+ * cannot tell. */
+static int vsock_name(int fd, bool peer, struct sockaddr_vm *ret)
+{
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int r = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
+                     : getsockname(fd, (struct sockaddr *)&ss, &len);
+        if (r < 0)
+                return -errno;
+        if (ss.ss_family != AF_VSOCK || len < (socklen_t)sizeof(*ret))
+                return -ENOPROTOOPT;
+        memcpy(ret, &ss, sizeof(*ret));
+        if (peer || ret->svm_cid != VMADDR_CID_ANY)
+                return 0;
+        struct sockaddr_vm other;
+        socklen_t ol = sizeof(other);
+        unsigned own = VMADDR_CID_ANY;
+        bool have_own = conduit__vsock_local_cid(&own) == 0;
+        if (getpeername(fd, (struct sockaddr *)&other, &ol) == 0 &&
+            (other.svm_cid == VMADDR_CID_LOCAL || (have_own && other.svm_cid == own)))
+                ret->svm_cid = VMADDR_CID_LOCAL;
+        else if (have_own)
+                ret->svm_cid = own;
+        return 0;
+}
+
+/* A Hyper-V flow's endps are Hyper-V endps: the CID as the well-known VM
+ * id Linux maps to it (1 loopback, 2 parent, any wildcard), the port as its
+ * service GUID. Another CID names a partition only a Windows host knows by
+ * GUID: that end is shown as the vsock endp it is. */
+static int hyperv_endp(const struct sockaddr_vm *vm, conduit_endp **ret)
+{
+        const uint8_t *vmid = vm->svm_cid == VMADDR_CID_LOCAL  ? conduit__hv_loopback
+                              : vm->svm_cid == VMADDR_CID_HOST ? conduit__hv_parent
+                              : vm->svm_cid == VMADDR_CID_ANY  ? conduit__hv_wildcard
+                                                               : NULL;
+        if (!vmid)
+                return conduit_endp_from_sockaddr((const struct sockaddr *)vm, sizeof(*vm), ret);
+        conduit_endp *e = conduit__endp_new(CONDUIT_ENDP_HYPERV);
+        if (!e)
+                return -ENOMEM;
+        memcpy(e->vmid, vmid, 16);
+        conduit__hv_service_from_port(vm->svm_port, e->service);
+        *ret = e;
+        return 0;
+}
+
+int conduit__sock_endp(const conduit_flow_ops *ops, const struct sockaddr *sa, socklen_t len,
+                       conduit_endp **ret)
+{
+        if (ops == &conduit__hyperv_ops && sa->sa_family == AF_VSOCK &&
+            len >= (socklen_t)sizeof(struct sockaddr_vm))
+                return hyperv_endp((const struct sockaddr_vm *)sa, ret);
+        return conduit_endp_from_sockaddr(sa, len, ret);
+}
+
 static int sock_query(conduit_flow *f, int what, void *ret)
 {
         int fd = sock(f)->fd;
@@ -100,6 +173,23 @@ static int sock_query(conduit_flow *f, int what, void *ret)
                         (struct conduit_peer_cred){ .pid = uc.pid, .uid = uc.uid, .gid = uc.gid };
                 return 0;
         }
+        case CONDUIT_QUERY_VSOCK_PEER_CID:
+        case CONDUIT_QUERY_VSOCK_PEER_PORT:
+        case CONDUIT_QUERY_VSOCK_LOCAL_CID:
+        case CONDUIT_QUERY_VSOCK_LOCAL_PORT: {
+                bool peer = what == CONDUIT_QUERY_VSOCK_PEER_CID ||
+                            what == CONDUIT_QUERY_VSOCK_PEER_PORT;
+                struct sockaddr_vm vm;
+                int r = vsock_name(fd, peer, &vm);
+                if (r < 0)
+                        return r;
+                bool cid = what == CONDUIT_QUERY_VSOCK_PEER_CID ||
+                           what == CONDUIT_QUERY_VSOCK_LOCAL_CID;
+                if (cid && vm.svm_cid == VMADDR_CID_ANY)
+                        return -ENOPROTOOPT; /* no /dev/vsock to ask */
+                *(unsigned *)ret = cid ? vm.svm_cid : vm.svm_port;
+                return 0;
+        }
         case CONDUIT_QUERY_PEER_ENDP:
         case CONDUIT_QUERY_LOCAL_ENDP: {
                 int r = what == CONDUIT_QUERY_PEER_ENDP
@@ -107,8 +197,15 @@ static int sock_query(conduit_flow *f, int what, void *ret)
                                 : getsockname(fd, (struct sockaddr *)&ss, &len);
                 if (r < 0)
                         return -errno;
-                return conduit_endp_from_sockaddr((struct sockaddr *)&ss, len,
-                                                  (conduit_endp **)ret);
+                if (ss.ss_family == AF_VSOCK) {
+                        struct sockaddr_vm vm;
+                        if ((r = vsock_name(fd, what == CONDUIT_QUERY_PEER_ENDP, &vm)) < 0)
+                                return r;
+                        memcpy(&ss, &vm, sizeof(vm));
+                        len = sizeof(vm);
+                }
+                return conduit__sock_endp(f->ops, (struct sockaddr *)&ss, len,
+                                          (conduit_endp **)ret);
         }
         default: return -ENOPROTOOPT;
         }
@@ -129,6 +226,14 @@ static void sock_destroy(conduit_flow *f)
 const conduit_flow_ops conduit__tcp_ops = SOCK_OPS("tcp");
 const conduit_flow_ops conduit__unix_ops = SOCK_OPS("unix");
 const conduit_flow_ops conduit__fd_sock_ops = SOCK_OPS("fd");
+const conduit_flow_ops conduit__vsock_ops = SOCK_OPS("vsock");
+const conduit_flow_ops conduit__hyperv_ops = SOCK_OPS("hyperv");
+const conduit_flow_ops conduit__vsock_mux_ops = SOCK_OPS("vsock-mux");
+
+void conduit__sock_flow_strip_ok(conduit_flow *f)
+{
+        sock(f)->strip_ok = true;
+}
 
 int conduit__sock_flow_new(conduit_ctx *ctx, const conduit_flow_ops *ops, int fd, bool own,
                            conduit_flow **ret)

@@ -727,7 +727,7 @@ int conduit__tls_wrap(conduit_ctx *ctx, conduit_flow *inner, const conduit_endp 
         /* The TLS flow takes over inner's mode and deadlines; inner itself
          * only ever tries once when it can be polled. */
         t->base.nonblocking = inner->nonblocking;
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < CONDUIT__TIMEOUT_COUNT; i++)
                 if (i != CONDUIT_TIMEOUT_HANDSHAKE)
                         t->base.timeout[i] = inner->timeout[i];
         /* TLS writes whole records: Nagle's algorithm only delays the

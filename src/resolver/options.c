@@ -20,6 +20,7 @@ enum opt_type {
         T_KEEPALIVE,
         T_MODE,
         T_HANDSHAKE,
+        T_SIZE,
         T_SERVERNAME,
         T_FILE,
         T_ALPN,
@@ -40,10 +41,18 @@ static const struct opt_def {
         [CONDUIT__OPT_CONNECT_TIMEOUT] = { "connect_timeout", { NULL }, ON_CONNECTING, T_DURATION },
         [CONDUIT__OPT_NODELAY] = { "nodelay", { NULL }, CONDUIT__ON_TCP, T_BOOL },
         [CONDUIT__OPT_KEEPALIVE] = { "keepalive", { NULL }, CONDUIT__ON_TCP, T_KEEPALIVE },
-        [CONDUIT__OPT_MODE] = { "mode", { NULL }, CONDUIT__ON_UNIX_PATH, T_MODE },
-        [CONDUIT__OPT_UNLINK] = { "unlink", { NULL }, CONDUIT__ON_UNIX_PATH, T_BOOL },
+        [CONDUIT__OPT_MODE] = { "mode",
+                                { NULL },
+                                CONDUIT__ON_UNIX_PATH | CONDUIT__ON_VSOCK_MUX,
+                                T_MODE },
+        [CONDUIT__OPT_UNLINK] = { "unlink",
+                                  { NULL },
+                                  CONDUIT__ON_UNIX_PATH | CONDUIT__ON_VSOCK_MUX,
+                                  T_BOOL },
         [CONDUIT__OPT_TO_HOST] = { "to_host", { NULL }, CONDUIT__ON_VSOCK, T_BOOL },
         [CONDUIT__OPT_HANDSHAKE] = { "handshake", { NULL }, CONDUIT__ON_VSOCK_MUX, T_HANDSHAKE },
+        [CONDUIT__OPT_RETRY] = { "retry", { NULL }, ON_CONNECTING, T_DURATION },
+        [CONDUIT__OPT_MAX_IO] = { "max_io", { "message_size" }, ON_CONNECTING, T_SIZE },
         [CONDUIT__OPT_SERVERNAME] = { "servername",
                                       { "sni", "snihost" },
                                       CONDUIT__ON_TLS,
@@ -459,6 +468,15 @@ int conduit__opt_canon(enum conduit__opt o, const char *value, size_t len, char 
                         break;
                 }
                 out = dup_printf("%04o", mode);
+                break;
+        }
+        case T_SIZE: {
+                uint64_t v;
+                if (!conduit__parse_uint(value, len, INT32_MAX, &v) || v == 0) {
+                        why = "expected a number of bytes from 1 to 2147483647";
+                        break;
+                }
+                out = dup_printf("%u", (unsigned)v);
                 break;
         }
         case T_HANDSHAKE:
