@@ -5,6 +5,8 @@ set -eu
 want=(meson ninja-build pkg-config gcc libc6-dev libssl-dev libevent-dev check socat openssl)
 if [ "${1:-build}" = test ]; then
   want+=(g++ valgrind clang clang-format libclang-rt-14-dev python3 git groff-base iproute2)
+  # tests/vm/: a QEMU guest (TCG) with a busybox initramfs
+  want+=(qemu-system-x86 busybox-static cpio)
 fi
 missing=()
 for p in "${want[@]}"; do
