@@ -99,10 +99,11 @@ static int version_of(const char *v, int dflt)
 }
 
 /* "h2,http/1.1" -> wire format (length-prefixed). */
-static unsigned char *alpn_wire(const char *list, unsigned *ret_len)
+unsigned char *conduit__tls_alpn_wire(const char *list, unsigned *ret_len)
 {
         size_t n = strlen(list);
-        unsigned char *w = malloc(n + 1);
+        /* one more byte: a NUL after the last entry for walking it */
+        unsigned char *w = calloc(1, n + 2);
         if (!w)
                 return NULL;
         size_t o = 0;
@@ -229,16 +230,13 @@ static SSL_CTX *build(conduit_ctx *ctx, const struct conduit__tls_config *c, cha
                 if (o[CONDUIT__OPT_ALPN]) {
                         pthread_once(&alpn_once, alpn_init);
                         unsigned len;
-                        unsigned char *w = alpn_wire(o[CONDUIT__OPT_ALPN], &len);
-                        /* NUL-terminated for alpn_select's walk */
-                        unsigned char *z = w ? realloc(w, len + 1) : NULL;
-                        if (!z || alpn_index < 0) {
-                                free(z ? z : w);
+                        unsigned char *w = conduit__tls_alpn_wire(o[CONDUIT__OPT_ALPN], &len);
+                        if (!w || alpn_index < 0) {
+                                free(w);
                                 snprintf(err, errlen, "out of memory");
                                 goto fail;
                         }
-                        z[len] = 0;
-                        SSL_CTX_set_ex_data(sc, alpn_index, z);
+                        SSL_CTX_set_ex_data(sc, alpn_index, w);
                         SSL_CTX_set_alpn_select_cb(sc, alpn_select, NULL);
                 }
         } else if (c->verify == 1 || (c->verify == -1 && !pin)) {

@@ -28,6 +28,10 @@ void conduit__tls_config(conduit_ctx *ctx, const conduit_endp *tls, bool server,
 SSL_CTX *conduit__tls_sslctx(conduit_ctx *ctx, const struct conduit__tls_config *c, char *err,
                              size_t errlen);
 
+/* "h2,http/1.1" in ALPN wire format (length-prefixed), followed by a NUL.
+ * Caller frees. NULL on ENOMEM. */
+unsigned char *conduit__tls_alpn_wire(const char *list, unsigned *ret_len);
+
 /* Frees a context's cache. */
 void conduit__tls_ctx_cleanup(conduit_ctx *ctx);
 

@@ -16,164 +16,13 @@ set -u
 
 CAT_BIN=${CONDUIT_CAT:?CONDUIT_CAT must name the conduit-cat binary}
 TESTDIR=${CONDUIT_TESTDIR:-$(dirname "$0")}
+# shellcheck source=tests/tap-lib.sh
+. "$(dirname "$0")/tap-lib.sh" || exit 1
 
-CAT=("$CAT_BIN")
-TO=60 # seconds any one step may take before it counts as hung
-if [ "${CONDUIT_TEST_VALGRIND:-0}" = 1 ]; then
-        CAT=(valgrind --quiet --error-exitcode=99 --leak-check=full
-                "--errors-for-leak-kinds=definite,indirect")
-        [ -f "$TESTDIR/valgrind.supp" ] && CAT+=(--suppressions="$TESTDIR/valgrind.supp")
-        CAT+=("$CAT_BIN")
-        TO=180
-fi
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/conduit-cat-test.XXXXXX") || exit 1
-BG=() # background processes of the current test
-cleanup() {
-        local p
-        for p in "${BG[@]}"; do kill "$p" 2>/dev/null; done
-        wait 2>/dev/null
-        rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-# ---- TAP ----------------------------------------------------------------------
-
-PLAN=43
-echo "1..$PLAN"
-N=0
-FAILED=0
-D= # the current test's directory
-export D TO # for the bash -c pipelines
-
-diag() { sed 's/^/#   /' "$@" 2>/dev/null | head -n 40; }
-
-# Runs test function $2... as test number N+1 named $1, in a fresh directory.
-t() {
-        local name=$1
-        shift
-        N=$((N + 1))
-        D=$TMP/$N
-        mkdir -p "$D"
-        : >"$D/why"
-        if "$@"; then
-                echo "ok $N - $name"
-        else
-                echo "not ok $N - $name"
-                FAILED=$((FAILED + 1))
-                diag "$D/why"
-                local f
-                for f in "$D"/*.err; do
-                        [ -s "$f" ] || continue
-                        echo "#   --- ${f##*/}"
-                        diag "$f"
-                done
-        fi
-        kill_bg
-}
-
-skip() { # name, reason
-        N=$((N + 1))
-        echo "ok $N - $1 # SKIP $2"
-}
-
-why() { echo "$*" >>"$D/why"; }
-
-# ---- helpers --------------------------------------------------------------------
-
-kill_bg() {
-        local p
-        for p in "${BG[@]}"; do kill "$p" 2>/dev/null; done
-        for p in "${BG[@]}"; do wait "$p" 2>/dev/null; done
-        BG=()
-}
-
-# Waits (bounded) for background process $1 and returns its exit status;
-# 124 if it had to be killed.
-wait_pid() {
-        local pid=$1 i
-        for ((i = 0; i < TO * 10; i++)); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-                kill "$pid" 2>/dev/null
-                wait "$pid" 2>/dev/null
-                return 124
-        fi
-        wait "$pid"
-}
-
-# Waits (bounded) until file $1 exists.
-wait_file() {
-        local i
-        for ((i = 0; i < ${2:-60} * 10; i++)); do
-                [ -e "$1" ] && return 0
-                sleep 0.1
-        done
-        return 1
-}
-export -f wait_file
-
-# The bound URI from conduit-cat's "conduit-cat: listening on URI" line in
-# file $1, printed once background process $2 wrote it.
-listen_uri() {
-        local i uri
-        for ((i = 0; i < TO * 10; i++)); do
-                uri=$(sed -n "s/^conduit-cat: listening on //p" "$1" 2>/dev/null | head -n 1)
-                if [ -n "$uri" ]; then
-                        echo "$uri"
-                        return 0
-                fi
-                kill -0 "$2" 2>/dev/null || return 1
-                sleep 0.1
-        done
-        return 1
-}
-
-# A TCP port nothing listens on right now (4 or 6).
-free_port() {
-        python3 -c '
-import socket, sys
-fam, host = (socket.AF_INET6, "::1") if sys.argv[1] == "6" else (socket.AF_INET, "127.0.0.1")
-s = socket.socket(fam)
-s.bind((host, 0))
-print(s.getsockname()[1])' "$1"
-}
-
-# Waits (bounded) until something listens on TCP port $1 or Unix socket
-# $2 ("@name" for abstract ones), as the kernel reports it: connecting to
-# find out would use up the only connection a socat listener accepts.
-wait_listening() {
-        local i hex
-        for ((i = 0; i < TO * 10; i++)); do
-                case $1 in
-                tcp)
-                        hex=$(printf '%04X' "$2")
-                        awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 }
-                                END { exit !f }' /proc/net/tcp /proc/net/tcp6 && return 0
-                        ;;
-                unix)
-                        awk -v n="$2" '$NF == n && $4 == "00010000" { f = 1 } END { exit !f }' \
-                                /proc/net/unix && return 0
-                        ;;
-                esac
-                sleep 0.1
-        done
-        return 1
-}
-
-have_socat=false
-command -v socat >/dev/null && have_socat=true
-have_python=false
-command -v python3 >/dev/null && have_python=true
-have_ipv6=false
-grep -qi '^0\{31\}1 ' /proc/net/if_inet6 2>/dev/null && have_ipv6=true
-
-head -c 1048576 /dev/urandom >"$TMP/f1"
-head -c 1048576 /dev/urandom >"$TMP/f2"
-sha256sum <"$TMP/f1" >"$TMP/f1.sha256"
+conduit_cat_command "$CAT_BIN" 60 # TO: seconds any one step may take
+tap_tmpdir "${TMPDIR:-/tmp}/conduit-cat-test.XXXXXX"
+tap_plan 43
+make_test_data
 
 # ---- transports -------------------------------------------------------------------
 
@@ -243,56 +92,7 @@ start_socat_listener() {
         }
 }
 
-# ---- the conduit-cat side of each kind of exchange ---------------------------------
-
-# data, reply: stdin is f1, stdout goes to out.
-# late: stdin produces f1 only once conduit-cat has closed its stdout (the
-#   consumer touches "marker" after it read EOF), so the transfer can only
-#   finish if conduit-cat passed the peer's EOF on while its own stdin was
-#   still open, and then still carried data the other way.
-# shellcheck disable=SC2016 # expanded by the bash -c that runs them
-CAT_SIDE_SIMPLE='"$@" <"$D/f1" >"$D/out" 2>"$D/cat.err"'
-# shellcheck disable=SC2016
-CAT_SIDE_LATE='{ wait_file "$D/marker" "$TO" && cat "$D/f1"; } | "$@" 2>"$D/cat.err" |
-        { cat >"$D/out"; touch "$D/marker"; }; exit "${PIPESTATUS[1]}"'
-
-cat_side() { # kind -> the shell text of the conduit-cat side
-        case $1 in
-        late) echo "$CAT_SIDE_LATE" ;;
-        *) echo "$CAT_SIDE_SIMPLE" ;;
-        esac
-}
-
-# What socat runs on its side: data and late send f2 and record what comes
-# back in "recv"; reply answers with the sha256 of everything it received,
-# which it can only compute after conduit-cat's EOF.
-socat_side() {
-        case $1 in
-        reply) echo "SYSTEM:sha256sum" ;;
-        *) echo "OPEN:$D/f2,rdonly!!CREATE:$D/recv" ;;
-        esac
-}
-
-check_result() { # kind
-        case $1 in
-        reply)
-                cmp -s "$D/out" "$TMP/f1.sha256" || {
-                        why "conduit-cat printed '$(head -c 100 "$D/out")', expected the sha256 of what it sent"
-                        return 1
-                }
-                ;;
-        *)
-                cmp -s "$D/out" "$TMP/f2" || {
-                        why "conduit-cat's stdout ($(wc -c <"$D/out") bytes) differs from what socat sent"
-                        return 1
-                }
-                cmp -s "$D/recv" "$TMP/f1" || {
-                        why "socat received $(wc -c <"$D/recv" 2>/dev/null || echo 0) bytes, not the 1 MiB conduit-cat sent"
-                        return 1
-                }
-                ;;
-        esac
-}
+# ---- data, reply and late exchanges (cat_side, socat_side, check_result: tap-lib.sh)
 
 # conduit-cat connects; socat listens.
 cat_client() { # transport kind
@@ -593,8 +393,4 @@ fi
 # connections; tests/vm/ runs conduit-cat over vsock inside a guest.)
 t "unsupported transport: vchan://3/x exits 7" exits 7 vchan://3/x
 
-if [ "$N" != "$PLAN" ]; then
-        echo "# planned $PLAN tests, ran $N"
-        exit 1
-fi
-[ "$FAILED" = 0 ]
+tap_finish

@@ -27,102 +27,22 @@ set -u
 
 CAT_BIN=${CONDUIT_CAT:?CONDUIT_CAT must name the conduit-cat binary}
 TESTDIR=${CONDUIT_TESTDIR:-$(dirname "$0")}
+# shellcheck source=tests/tap-lib.sh
+. "$(dirname "$0")/tap-lib.sh" || exit 1
 
-CAT=("$CAT_BIN")
-TO=60 # seconds any one step may take before it counts as hung
-if [ "${CONDUIT_TEST_VALGRIND:-0}" = 1 ]; then
-        CAT=(valgrind --quiet --error-exitcode=99 --leak-check=full
-                "--errors-for-leak-kinds=definite,indirect")
-        [ -f "$TESTDIR/valgrind.supp" ] && CAT+=(--suppressions="$TESTDIR/valgrind.supp")
-        CAT+=("$CAT_BIN")
-        TO=180
-fi
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/conduit-tls-test.XXXXXX") || exit 1
+conduit_cat_command "$CAT_BIN" 60 # TO: seconds any one step may take
+tap_tmpdir "${TMPDIR:-/tmp}/conduit-tls-test.XXXXXX"
+export TMP # for the bash -c pipelines
 # openssl s_server -unix fails for a socket path of 32 bytes or more
 # (OpenSSL 3.0: "addr_strings: system lib"), so its sockets live in a short
 # directory of their own.
 SDIR=$(mktemp -d /tmp/cts.XXXXXX) || exit 1
+CLEANUP_DIRS+=("$SDIR")
 PKI=$TMP/pki
-BG=() # background processes of the current test
-cleanup() {
-        local p
-        # helpers feeding stdin wait for a "stop" file: end them now
-        for p in "$TMP"/[0-9]*; do [ -d "$p" ] && touch "$p/stop"; done
-        for p in "${BG[@]}"; do kill "$p" 2>/dev/null; done
-        wait 2>/dev/null
-        rm -rf "$TMP" "$SDIR"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-# ---- TAP ----------------------------------------------------------------------
-
-PLAN=37
-echo "1..$PLAN"
-N=0
-FAILED=0
-D= # the current test's directory
-export D TMP TO # for the bash -c pipelines
-
-diag() { sed 's/^/#   /' "$@" 2>/dev/null | head -n 40; }
-
-# Runs test function $2... as test number N+1 named $1, in a fresh directory.
-t() {
-        local name=$1
-        shift
-        N=$((N + 1))
-        D=$TMP/$N
-        mkdir -p "$D"
-        : >"$D/why"
-        if "$@"; then
-                echo "ok $N - $name"
-        else
-                echo "not ok $N - $name"
-                FAILED=$((FAILED + 1))
-                diag "$D/why"
-                local f
-                for f in "$D"/*.err; do
-                        [ -s "$f" ] || continue
-                        echo "#   --- ${f##*/}"
-                        diag "$f"
-                done
-        fi
-        touch "$D/stop"
-        kill_bg
-}
-
-skip() { # name, reason
-        N=$((N + 1))
-        echo "ok $N - $1 # SKIP $2"
-}
-
-why() { echo "$*" >>"$D/why"; }
+tap_plan 37
+make_test_data
 
 # ---- helpers --------------------------------------------------------------------
-
-kill_bg() {
-        local p
-        for p in "${BG[@]}"; do kill "$p" 2>/dev/null; done
-        for p in "${BG[@]}"; do wait "$p" 2>/dev/null; done
-        BG=()
-}
-
-# Waits (bounded) for background process $1 and returns its exit status;
-# 124 if it had to be killed.
-wait_pid() {
-        local pid=$1 i
-        for ((i = 0; i < TO * 10; i++)); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-                kill "$pid" 2>/dev/null
-                wait "$pid" 2>/dev/null
-                return 124
-        fi
-        wait "$pid"
-}
 
 # Bounded waits that also give up once the test is over ($D/stop exists,
 # or $D is gone), so that a helper feeding some stdin never outlives its
@@ -168,68 +88,9 @@ feed() {
         "$@"
 }
 
-# The bound URI from conduit-cat's "conduit-cat: listening on URI" line in
-# file $1, printed once background process $2 wrote it.
-listen_uri() {
-        local i uri
-        for ((i = 0; i < TO * 10; i++)); do
-                uri=$(sed -n "s/^conduit-cat: listening on //p" "$1" 2>/dev/null | head -n 1)
-                if [ -n "$uri" ]; then
-                        echo "$uri"
-                        return 0
-                fi
-                kill -0 "$2" 2>/dev/null || return 1
-                sleep 0.1
-        done
-        return 1
-}
-
 port_of() { # a bound URI, query options and all -> its TCP port
         local u=${1%%\?*}
         echo "${u##*:}"
-}
-
-# A TCP port nothing uses right now (4 or 6), as test-cat.sh finds one;
-# without python3, a random one the kernel does not list.
-free_port() {
-        if ! $have_python; then
-                local port hex i
-                for ((i = 0; i < 1000; i++)); do
-                        port=$((20000 + RANDOM % 40000))
-                        hex=$(printf '%04X' "$port")
-                        awk -v p=":$hex" 'substr($2, length($2) - 4) == p { f = 1 } END { exit !f }' \
-                                /proc/net/tcp /proc/net/tcp6 2>/dev/null || { echo "$port"; return 0; }
-                done
-                return 1
-        fi
-        python3 -c '
-import socket, sys
-fam, host = (socket.AF_INET6, "::1") if sys.argv[1] == "6" else (socket.AF_INET, "127.0.0.1")
-s = socket.socket(fam)
-s.bind((host, 0))
-print(s.getsockname()[1])' "$1"
-}
-
-# Waits (bounded) until something listens on TCP port $2 or Unix socket $2
-# ($1 tcp or unix), as the kernel reports it: connecting to find out would
-# use up the only connection the peer accepts.
-wait_listening() {
-        local i hex
-        for ((i = 0; i < TO * 10; i++)); do
-                case $1 in
-                tcp)
-                        hex=$(printf '%04X' "$2")
-                        awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 }
-                                END { exit !f }' /proc/net/tcp /proc/net/tcp6 && return 0
-                        ;;
-                unix)
-                        awk -v n="$2" '$NF == n && $4 == "00010000" { f = 1 } END { exit !f }' \
-                                /proc/net/unix && return 0
-                        ;;
-                esac
-                sleep 0.1
-        done
-        return 1
 }
 
 same() { # what, got, expected
@@ -240,17 +101,6 @@ same() { # what, got, expected
 
 have_openssl=false
 command -v openssl >/dev/null && have_openssl=true
-have_socat=false
-command -v socat >/dev/null && have_socat=true
-have_python=false
-command -v python3 >/dev/null && have_python=true
-have_ipv6=false
-grep -qi '^0\{31\}1 ' /proc/net/if_inet6 2>/dev/null && have_ipv6=true
-
-MIB=1048576
-head -c $MIB /dev/urandom >"$TMP/f1"
-head -c $MIB /dev/urandom >"$TMP/f2"
-sha256sum <"$TMP/f1" >"$TMP/f1.sha256"
 
 # ---- the throwaway PKI ----------------------------------------------------------
 
@@ -596,15 +446,17 @@ s_client_mtls_no_cert() {
 
 # What socat runs: data and late send f2 and record what comes back in
 # "recv"; reply answers with the sha256 of everything it received, which it
-# can only compute after conduit-cat's EOF (its close_notify).
-socat_side() {
+# can only compute after conduit-cat's EOF (its close_notify). (As
+# tap-lib.sh's socat_side and check_result, but f2 is read from TMP and a
+# difference is reported by same.)
+socat_tls_side() {
         case $1 in
         reply) echo "SYSTEM:sha256sum" ;;
         *) echo "OPEN:$TMP/f2,rdonly!!CREATE:$D/recv" ;;
         esac
 }
 
-check_result() { # kind
+check_tls_result() { # kind
         case $1 in
         reply)
                 cmp -s "$D/out" "$TMP/f1.sha256" || {
@@ -643,7 +495,7 @@ socat_server() { # kind
         port=$(free_port 4) || return 1
         timeout "$TO" socat -t 30 \
                 "OPENSSL-LISTEN:$port,bind=127.0.0.1,reuseaddr,cert=$PKI/server.pem,key=$PKI/server.key,cafile=$CA,verify=1" \
-                "$(socat_side "$kind")" 2>"$D/socat.err" &
+                "$(socat_tls_side "$kind")" 2>"$D/socat.err" &
         pid=$!
         BG+=("$pid")
         wait_listening tcp "$port" || { why "socat did not start listening"; return 1; }
@@ -654,7 +506,7 @@ socat_server() { # kind
         wait_pid "$pid"
         rc=$?
         [ "$rc" = 0 ] || { why "socat exited with $rc"; return 1; }
-        check_result "$kind"
+        check_tls_result "$kind"
 }
 
 # conduit-cat listens (certificate, and cafile: mTLS); socat connects with
@@ -677,7 +529,7 @@ socat_client() { # kind
         uri=$(listen_uri "$D/cat.err" "$pid") || { why "no 'listening on' line"; return 1; }
         timeout "$TO" socat -t 30 \
                 "OPENSSL:127.0.0.1:$(port_of "$uri"),cafile=$CA,verify=1,cert=$PKI/client.pem,key=$PKI/client.key" \
-                "$(socat_side "$kind")" 2>"$D/socat.err"
+                "$(socat_tls_side "$kind")" 2>"$D/socat.err"
         rc=$?
         [ "$rc" = 0 ] || { why "socat exited with $rc"; return 1; }
         wait_pid "$pid"
@@ -686,7 +538,7 @@ socat_client() { # kind
         if [ "$kind" = late ]; then
                 until_file "$D/marker" || { why "conduit-cat's stdout never reached EOF"; return 1; }
         fi
-        check_result "$kind"
+        check_tls_result "$kind"
 }
 
 describe() {
@@ -879,8 +731,4 @@ REQ=""
 need "bad TLS flag values are usage errors (exit 2) with the library's message" bad_flags
 need "--help lists the TLS flags" help_tls
 
-if [ "$N" != "$PLAN" ]; then
-        echo "# planned $PLAN tests, ran $N"
-        exit 1
-fi
-[ "$FAILED" = 0 ]
+tap_finish

@@ -701,21 +701,9 @@ int conduit__tls_wrap(conduit_ctx *ctx, conduit_flow *inner, const conduit_endp 
                 }
                 if (c.opt[CONDUIT__OPT_ALPN]) {
                         unsigned len = 0;
-                        size_t n = strlen(c.opt[CONDUIT__OPT_ALPN]);
-                        unsigned char *w = malloc(n + 1);
+                        unsigned char *w = conduit__tls_alpn_wire(c.opt[CONDUIT__OPT_ALPN], &len);
                         if (!w)
                                 goto nomem;
-                        /* the same wire format as the server side */
-                        size_t o = 0;
-                        for (const char *p = c.opt[CONDUIT__OPT_ALPN]; *p;) {
-                                const char *comma = strchr(p, ',');
-                                size_t l = comma ? (size_t)(comma - p) : strlen(p);
-                                w[o++] = (unsigned char)l;
-                                memcpy(w + o, p, l);
-                                o += l;
-                                p += l + (comma ? 1 : 0);
-                        }
-                        len = (unsigned)o;
                         int r = SSL_set_alpn_protos(ssl, w, len);
                         free(w);
                         if (r != 0)

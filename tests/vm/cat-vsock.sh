@@ -18,149 +18,24 @@ if [ "${CONDUIT_VM_GUEST:-0}" != 1 ] || [ ! -e /sys/module/vsock_loopback ]; the
         exit 0
 fi
 
+# tap-lib.sh: tests/tap-lib.sh, which run-vm-tests.sh puts next to this
+# script in the guest.
+# shellcheck source=tests/tap-lib.sh
+. "$(dirname "$0")/tap-lib.sh" || exit 1
+
 CAT=${CONDUIT_CAT:-conduit-cat}
 TO=120 # seconds any one step may take before it counts as hung (TCG is slow)
-TMP=$(mktemp -d /tmp/cat-vsock.XXXXXX) || exit 1
-BG=()
-cleanup() {
-        local p
-        for p in "${BG[@]}"; do kill "$p" 2>/dev/null; done
-        wait 2>/dev/null
-        rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-PLAN=12
-echo "1..$PLAN"
-N=0
-FAILED=0
-D=
-export D TO
-
-diag() { sed 's/^/#   /' "$@" 2>/dev/null | head -n 40; }
-why() { echo "$*" >>"$D/why"; }
-
-t() {
-        local name=$1
-        shift
-        N=$((N + 1))
-        D=$TMP/$N
-        mkdir -p "$D"
-        : >"$D/why"
-        if "$@"; then
-                echo "ok $N - $name"
-        else
-                echo "not ok $N - $name"
-                FAILED=$((FAILED + 1))
-                diag "$D/why"
-                local f
-                for f in "$D"/*.err; do
-                        [ -s "$f" ] || continue
-                        echo "#   --- ${f##*/}"
-                        diag "$f"
-                done
-        fi
-        kill_bg
-}
-
-kill_bg() {
-        local p
-        for p in "${BG[@]}"; do kill "$p" 2>/dev/null; done
-        for p in "${BG[@]}"; do wait "$p" 2>/dev/null; done
-        BG=()
-}
-
-# Waits (bounded) for background process $1; its exit status, 124 if it
-# had to be killed.
-wait_pid() {
-        local pid=$1 i
-        for ((i = 0; i < TO * 10; i++)); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-                kill "$pid" 2>/dev/null
-                wait "$pid" 2>/dev/null
-                return 124
-        fi
-        wait "$pid"
-}
-
-wait_file() {
-        local i
-        for ((i = 0; i < ${2:-60} * 10; i++)); do
-                [ -e "$1" ] && return 0
-                sleep 0.1
-        done
-        return 1
-}
-export -f wait_file
-
-# The bound URI from conduit-cat's "listening on URI" line in file $1, once
-# background process $2 wrote it.
-listen_uri() {
-        local i uri
-        for ((i = 0; i < TO * 10; i++)); do
-                uri=$(sed -n "s/^conduit-cat: listening on //p" "$1" 2>/dev/null | head -n 1)
-                if [ -n "$uri" ]; then
-                        echo "$uri"
-                        return 0
-                fi
-                kill -0 "$2" 2>/dev/null || return 1
-                sleep 0.1
-        done
-        return 1
-}
-
-head -c 1048576 /dev/urandom >"$TMP/f1"
-head -c 1048576 /dev/urandom >"$TMP/f2"
-sha256sum <"$TMP/f1" >"$TMP/f1.sha256"
+tap_tmpdir /tmp/cat-vsock.XXXXXX
+tap_plan 12
+make_test_data
 
 PORT=20000
 next_port() { PORT=$((PORT + 1)); }
 
-# ---- the two sides of each exchange (as in tests/test-cat.sh) ------------------
+# ---- data, reply and late exchanges (as in tests/test-cat.sh) ------------------
 
-# shellcheck disable=SC2016 # expanded by the bash -c that runs them
-CAT_SIDE_SIMPLE='"$@" <"$D/f1" >"$D/out" 2>"$D/cat.err"'
-# shellcheck disable=SC2016
-CAT_SIDE_LATE='{ wait_file "$D/marker" "$TO" && cat "$D/f1"; } | "$@" 2>"$D/cat.err" |
-        { cat >"$D/out"; touch "$D/marker"; }; exit "${PIPESTATUS[1]}"'
-
-cat_side() {
-        case $1 in
-        late) echo "$CAT_SIDE_LATE" ;;
-        *) echo "$CAT_SIDE_SIMPLE" ;;
-        esac
-}
-
-socat_side() {
-        case $1 in
-        reply) echo "SYSTEM:sha256sum" ;;
-        *) echo "OPEN:$D/f2,rdonly!!CREATE:$D/recv" ;;
-        esac
-}
-
-check_result() {
-        case $1 in
-        reply)
-                cmp -s "$D/out" "$TMP/f1.sha256" || {
-                        why "conduit-cat printed '$(head -c 100 "$D/out")', expected the sha256 of what it sent"
-                        return 1
-                }
-                ;;
-        *)
-                cmp -s "$D/out" "$TMP/f2" || {
-                        why "conduit-cat's stdout ($(wc -c <"$D/out") bytes) differs from what socat sent"
-                        return 1
-                }
-                cmp -s "$D/recv" "$TMP/f1" || {
-                        why "socat received $(wc -c <"$D/recv" 2>/dev/null || echo 0) bytes, not the 1 MiB conduit-cat sent"
-                        return 1
-                }
-                ;;
-        esac
-}
+# The two sides of each kind of exchange and its check: cat_side, socat_side
+# and check_result of tap-lib.sh.
 
 # conduit-cat connects to URI $3 (retrying until socat listens); socat
 # listens on VSOCK-LISTEN.
@@ -293,5 +168,4 @@ retry_gives_up() {
 }
 t "retry=500ms to a port that never comes up: exit status 5 (timeout)" retry_gives_up
 
-[ "$N" = "$PLAN" ] || echo "# planned $PLAN tests, ran $N"
-[ "$FAILED" = 0 ]
+tap_finish lenient

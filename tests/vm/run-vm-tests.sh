@@ -17,7 +17,8 @@
 #     with `dpkg -x` (never installed); reused on later runs;
 #  3. builds an initramfs: busybox, the three vsock modules, the test
 #     programs, libconduit, socat and bash with every shared library they
-#     need, and the guest scripts (tests/vm/guest-tests.sh runs them);
+#     need, and the guest scripts (tests/vm/guest-tests.sh runs them;
+#     tests/tap-lib.sh goes next to tests/vm/cat-vsock.sh, which sources it);
 #  4. boots it under TCG (KVM is not used: it hangs on the machine this was
 #     written on) with a bounded run time, capturing the serial console;
 #  5. turns what the guest printed on the console (lines tagged "@@cvm|")
@@ -251,7 +252,8 @@ for b in "$SOCAT" "$BASH_BIN"; do
         rm -f "$ROOT/bin/${b##*/}" # a busybox applet of that name, if any
         cp -L "$b" "$ROOT/bin/${b##*/}" && copy_needed "$b" || broken "cannot copy $b"
 done
-cp "$VMDIR/guest-tests.sh" "$VMDIR/cat-vsock.sh" "$ROOT/opt/conduit/tests/" ||
+# cat-vsock.sh sources tap-lib.sh from its own directory
+cp "$VMDIR/guest-tests.sh" "$VMDIR/cat-vsock.sh" "$SRCDIR/tests/tap-lib.sh" "$ROOT/opt/conduit/tests/" ||
         broken "cannot copy the guest scripts"
 
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$ROOT/etc/passwd"
