@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "backends/backends.h"
+#include "connect-private.h"
 #include "ctx-private.h"
 #include "endp-private.h"
 #include "tls-private.h"
@@ -21,8 +22,13 @@ static conduit__connect_fn *const connectors[] = {
         [CONDUIT_ENDP_VSOCK_MUX] = conduit__vsock_mux_connect,
 };
 
+bool conduit__connect_supported(const conduit_endp *e)
+{
+        return (size_t)e->kind < CONDUIT__ARRAY_SIZE(connectors) && connectors[e->kind];
+}
+
 /* Why a kind has no connector in this build. */
-static int unsupported(const conduit_endp *e)
+int conduit__connect_unsupported(const conduit_endp *e)
 {
         switch (e->kind) {
         case CONDUIT_ENDP_VCHAN:
@@ -41,8 +47,8 @@ static int unsupported(const conduit_endp *e)
 static int connect_one(conduit_ctx *ctx, const conduit_endp *e, int64_t deadline,
                        conduit_flow **ret)
 {
-        if ((size_t)e->kind >= CONDUIT__ARRAY_SIZE(connectors) || !connectors[e->kind])
-                return unsupported(e);
+        if (!conduit__connect_supported(e))
+                return conduit__connect_unsupported(e);
         return connectors[e->kind](ctx, e, deadline, ret);
 }
 
@@ -135,9 +141,7 @@ static int connect_list(conduit_ctx *ctx, conduit_endp **list, size_t n, int64_t
         return r;
 }
 
-/* Errors that mean "not there yet": the peer may come up (a VM agent
- * starting, a socket file about to be created). */
-static bool retryable(int r)
+bool conduit__connect_retryable(int r)
 {
         return r == -ECONNREFUSED || r == -ECONNRESET || r == -ENOENT;
 }
@@ -162,7 +166,7 @@ static int connect_retrying(conduit_ctx *ctx, conduit_endp **list, size_t n, con
                 /* an attempt cut short by the retry deadline after earlier
                  * ones found the peer not up: the peer is still not up */
                 bool cut = r == -ETIMEDOUT && left == 0 && attempt > 1;
-                if (!retryable(r) && !cut)
+                if (!conduit__connect_retryable(r) && !cut)
                         return r;
                 snprintf(last, sizeof(last), "%s", conduit__error_message());
                 if (left == 0)

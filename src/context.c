@@ -78,6 +78,7 @@ conduit_ctx *conduit_ctx_free(conduit_ctx *ctx)
         }
         free(ctx->hosts);
         free(ctx->services_file);
+        free(ctx->hosts_file);
         pthread_mutex_destroy(&ctx->file_lock);
         for (size_t i = 0; i < CONDUIT__OPT_COUNT; i++)
                 free(ctx->tls_opt[i]);
@@ -154,6 +155,18 @@ int conduit_ctx_set_services_file(conduit_ctx *ctx, const char *path)
         ctx->n_file_services = 0;
         ctx->file_loaded = false;
         pthread_mutex_unlock(&ctx->file_lock);
+        return 0;
+}
+
+int conduit_ctx_set_hosts_file(conduit_ctx *ctx, const char *path)
+{
+        if (!ctx)
+                return -EINVAL;
+        char *dup = NULL;
+        if (path && !(dup = strdup(path)))
+                return -ENOMEM;
+        free(ctx->hosts_file);
+        ctx->hosts_file = dup;
         return 0;
 }
 

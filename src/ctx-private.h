@@ -37,6 +37,7 @@ struct conduit_ctx {
         struct conduit__host *hosts;
         size_t n_hosts;
         char *services_file; /* NULL: no fallback file */
+        char *hosts_file;    /* extra hosts(5) file, read before DNS; NULL: none */
         /* entries read from services_file, loaded once on first need */
         pthread_mutex_t file_lock;
         bool file_loaded;

@@ -31,6 +31,8 @@ struct conduit_flow {
         int rd_err;                          /* sticky read error, 0 if none */
         int wr_err;                          /* sticky write error, 0 if none */
         int wants;                           /* CONDUIT_WANT_* after the last -EAGAIN */
+        int rd_wants; /* ... of the last read that returned -EAGAIN; 0 after progress */
+        int wr_wants; /* ... of the last write or shutdown that did; 0 likewise */
         bool nonblocking;
         bool force_dontwait; /* close(): deadlines apply even without timeouts */
         bool rd_eof;

@@ -163,6 +163,7 @@ static ssize_t do_read(conduit_flow *f, void *buf, size_t len, int64_t deadline,
                 ssize_t n = f->ops->read(f, buf, len);
                 if (n > 0) {
                         f->bytes_in += (uint64_t)n;
+                        f->rd_wants = 0;
                         return n;
                 }
                 if (n == 0) {
@@ -175,6 +176,7 @@ static ssize_t do_read(conduit_flow *f, void *buf, size_t len, int64_t deadline,
                         /* a local copy: another thread may be writing */
                         int w = op_wants(f, CONDUIT_WANT_READ);
                         f->wants = w;
+                        f->rd_wants = w;
                         if (!block)
                                 return -EAGAIN;
                         int r = conduit__flow_wait(f, w, deadline);
@@ -290,6 +292,7 @@ static ssize_t do_writev(conduit_flow *f, const struct iovec *iov, int iovcnt)
                 ssize_t n = f->ops->writev(f, batch, cnt);
                 if (n > 0) {
                         f->bytes_out += (uint64_t)n;
+                        f->wr_wants = 0;
                         done += (size_t)n;
                         /* advance (i, off) past n bytes */
                         size_t adv = (size_t)n;
@@ -310,6 +313,7 @@ static ssize_t do_writev(conduit_flow *f, const struct iovec *iov, int iovcnt)
                 if (n == -EAGAIN || n == -EWOULDBLOCK) {
                         int w = op_wants(f, CONDUIT_WANT_WRITE);
                         f->wants = w;
+                        f->wr_wants = w;
                         if (!block)
                                 return done ? (ssize_t)done : -EAGAIN;
                         int r = conduit__flow_wait(f, w, deadline);
@@ -342,6 +346,7 @@ static int do_shutdown(conduit_flow *f, int how, int64_t deadline, bool block)
                         return r;
                 int w = op_wants(f, CONDUIT_WANT_WRITE);
                 f->wants = w;
+                f->wr_wants = w;
                 if (!block)
                         return -EAGAIN;
                 r = conduit__flow_wait(f, w, deadline);

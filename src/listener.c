@@ -14,6 +14,7 @@
 #include "backends/backends.h"
 #include "ctx-private.h"
 #include "endp-private.h"
+#include "listener-private.h"
 #include "tls-private.h"
 #include "util.h"
 
@@ -255,6 +256,30 @@ static void drop_pending(conduit_listener *l, size_t i, int err, const char *why
         l->pend[i] = l->pend[--l->npend];
 }
 
+int conduit__listener_wrap_tls(conduit_listener *l, conduit_flow *raw, conduit_flow **ret)
+{
+        /* innermost layer first; outer handshakes drive inner ones */
+        const conduit_endp *layers[17];
+        size_t n = 0;
+        for (const conduit_endp *t = l->tls; t && t->kind == CONDUIT_ENDP_TLS && n < 17;
+             t = t->inner)
+                layers[n++] = t;
+        conduit_flow *f = raw;
+        int r = 0;
+        while (r == 0 && n-- > 0) {
+                conduit_flow *w = NULL;
+                if ((r = conduit__tls_wrap(l->ctx, f, layers[n], true, &w)) == 0)
+                        f = w;
+        }
+        if (r < 0) {
+                set_error(l, r, "TLS setup: %s", conduit__error_message());
+                conduit_flow_free(f);
+                return r;
+        }
+        *ret = f;
+        return 0;
+}
+
 /* Takes new connections into the pool and advances every handshake once.
  * Returns 0 with a ready flow in *ret, -EAGAIN if none is ready, or an
  * error of the listening socket (EMFILE with an empty pool). */
@@ -275,23 +300,8 @@ static int tls_pass(conduit_listener *l, conduit_flow **ret)
                 if (r < 0)
                         return r;
                 conduit_flow_set_nonblocking(raw, true);
-                /* innermost layer first; outer handshakes drive inner ones */
-                const conduit_endp *layers[17];
-                size_t n = 0;
-                for (const conduit_endp *t = l->tls; t->kind == CONDUIT_ENDP_TLS && n < 17;
-                     t = t->inner)
-                        layers[n++] = t;
-                f = raw;
-                while (r == 0 && n-- > 0) {
-                        conduit_flow *w = NULL;
-                        if ((r = conduit__tls_wrap(l->ctx, f, layers[n], true, &w)) == 0)
-                                f = w;
-                }
-                if (r < 0) {
-                        set_error(l, r, "TLS setup: %s", conduit__error_message());
-                        conduit_flow_free(f);
+                if (conduit__listener_wrap_tls(l, raw, &f) < 0)
                         continue;
-                }
                 l->pend[l->npend++] = (struct pending){
                         f, conduit__deadline(l->ctx->timeouts[CONDUIT_TIMEOUT_HANDSHAKE])
                 };
@@ -348,6 +358,21 @@ static int tls_accept(conduit_listener *l, conduit_flow **ret)
                 if (pr < 0 && errno != EINTR)
                         return set_error(l, -errno, "poll: %s", conduit_strerror(-errno));
         }
+}
+
+int conduit__listener_accept_raw(conduit_listener *l, conduit_flow **ret)
+{
+        return accept_socket(l, false, -1, ret);
+}
+
+bool conduit__listener_has_tls(const conduit_listener *l)
+{
+        return l->tls != NULL;
+}
+
+void conduit__listener_note(conduit_listener *l, const char *msg)
+{
+        set_error(l, 0, "%s", msg);
 }
 
 int conduit_listener_accept(conduit_listener *l, conduit_flow **ret)

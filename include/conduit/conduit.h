@@ -13,6 +13,7 @@
 #include "conduit/connect.h"
 #include "conduit/listener.h"
 #include "conduit/tls.h"
+#include "conduit/event.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -72,6 +72,13 @@ CONDUIT_EXPORT int conduit_ctx_add_rewrite(conduit_ctx *ctx, const char *suffix,
  * several addresses, tried in the order added. Errors: -EINVAL. */
 CONDUIT_EXPORT int conduit_ctx_add_host(conduit_ctx *ctx, const char *name, const char *address);
 
+/* A hosts(5)-format file whose names resolve before DNS is asked (after
+ * static hosts), for the blocking and the event API alike; it is read at
+ * each resolution, so it may change. NULL removes it. The system's
+ * /etc/hosts is consulted anyway, through getaddrinfo() or evdns.
+ * Errors: -EINVAL, -ENOMEM. */
+CONDUIT_EXPORT int conduit_ctx_set_hosts_file(conduit_ctx *ctx, const char *path);
+
 /* Default timeout for flows and connects made with this context, in ms;
  * negative means none. Errors: -EINVAL. */
 CONDUIT_EXPORT int conduit_ctx_set_timeout(conduit_ctx *ctx, conduit_timeout which, int ms);

@@ -68,6 +68,21 @@ struct sockaddr_vm;
  * Linux does). Refuses "any" CID or port unless listening. */
 int conduit__vsock_sockaddr(const conduit_endp *e, bool listening, struct sockaddr_vm *ret);
 
+/* -EPERM (with the detail message) when CONDUIT_FORBID_VSOCK is set: no
+ * AF_VSOCK socket may be made (the build host of the test suite). */
+int conduit__vsock_forbidden(void);
+
+/* True for a hybrid-vsock reply line "OK <digits>" (without its newline). */
+bool conduit__vsock_mux_reply_ok(const char *line, size_t len);
+
+/* Hybrid vsock, for the event-driven connector: the Unix endp of the
+ * multiplexer's socket (borrowing e's path); the detail message for a
+ * failed handshake (line: the answer, NULL if none or too long; returns
+ * r); turning a socket flow whose OK arrived into a vsock-mux flow. */
+conduit_endp conduit__vsock_mux_unix_endp(const conduit_endp *e);
+int conduit__vsock_mux_error(const conduit_endp *e, int r, const char *line, size_t len);
+void conduit__vsock_mux_connected(conduit_flow *f, const conduit_endp *e);
+
 /* This machine's CID (IOCTL_VM_SOCKETS_GET_LOCAL_CID on /dev/vsock). */
 int conduit__vsock_local_cid(unsigned *ret);
 

@@ -32,7 +32,7 @@ static conduit_endp unix_endp(const char *path, size_t len)
         return u;
 }
 
-static bool parse_ok(const char *line, size_t len)
+bool conduit__vsock_mux_reply_ok(const char *line, size_t len)
 {
         /* "OK <digits>" (the newline already cut) */
         if (len < 4 || memcmp(line, "OK ", 3) != 0)
@@ -43,6 +43,39 @@ static bool parse_ok(const char *line, size_t len)
         return true;
 }
 
+conduit_endp conduit__vsock_mux_unix_endp(const conduit_endp *e)
+{
+        return unix_endp(e->path, e->path_len);
+}
+
+int conduit__vsock_mux_error(const conduit_endp *e, int r, const char *line, size_t len)
+{
+        char *s = conduit__endp_str(e);
+        if (r == CONDUIT_E_PROTOCOL && line)
+                conduit__set_error(r, "%s: the multiplexer answered '%.*s', not 'OK <port>'",
+                                   s ? s : "?", (int)len, line);
+        else
+                conduit__set_error(
+                        r, "%s: %s", s ? s : "?",
+                        r == -ECONNREFUSED ? "connection refused (the multiplexer closed "
+                                             "before OK: nothing listens on that port)"
+                        : r == -ETIMEDOUT  ? "no answer to CONNECT within the handshake timeout"
+                        : r == CONDUIT_E_PROTOCOL ? "the multiplexer's answer is too long"
+                                                  : conduit_strerror(r));
+        free(s);
+        return r;
+}
+
+void conduit__vsock_mux_connected(conduit_flow *f, const conduit_endp *e)
+{
+        /* from now on a stream to the guest's port: the same socket flow,
+         * under its own name */
+        f->ops = &conduit__vsock_mux_ops;
+        conduit_endp *peer;
+        if (conduit_endp_copy(e, &peer) == 0)
+                conduit__flow_set_endps(f, peer, NULL);
+}
+
 int conduit__vsock_mux_strip_ok(int fd, int recv_flags)
 {
         char peek[LINE_MAX_LEN];
@@ -50,7 +83,7 @@ int conduit__vsock_mux_strip_ok(int fd, int recv_flags)
         if (n < 0)
                 return errno == EWOULDBLOCK ? -EAGAIN : -errno;
         const char *nl = memchr(peek, '\n', (size_t)n);
-        if (nl && parse_ok(peek, (size_t)(nl - peek))) {
+        if (nl && conduit__vsock_mux_reply_ok(peek, (size_t)(nl - peek))) {
                 size_t line = (size_t)(nl - peek) + 1;
                 if (recv(fd, peek, line, 0) != (ssize_t)line)
                         return -EIO;
@@ -128,36 +161,22 @@ int conduit__vsock_mux_connect(conduit_ctx *ctx, const conduit_endp *e, int64_t 
                 size_t len = 0;
                 if ((r = read_reply(fd, hs, line, &len)) < 0)
                         goto fail;
-                if (!parse_ok(line, len)) {
+                if (!conduit__vsock_mux_reply_ok(line, len)) {
                         r = CONDUIT_E_PROTOCOL;
-                        conduit__set_error(r,
-                                           "%s: the multiplexer answered '%.*s', not 'OK <port>'",
-                                           s ? s : "?", (int)len, line);
                         conduit_flow_free(f);
                         free(s);
-                        return r;
+                        return conduit__vsock_mux_error(e, r, line, len);
                 }
         }
-        /* from now on a stream to the guest's port: the same socket flow,
-         * under its own name */
-        f->ops = &conduit__vsock_mux_ops;
-        conduit_endp *peer;
-        if (conduit_endp_copy(e, &peer) == 0)
-                conduit__flow_set_endps(f, peer, NULL);
+        conduit__vsock_mux_connected(f, e);
         conduit__log(ctx, CONDUIT_LOG_DEBUG, "connected to %s", s ? s : "?");
         free(s);
         *ret = f;
         return 0;
 fail:
         conduit_flow_free(f);
-        conduit__set_error(r, "%s: %s", s ? s : "?",
-                           r == -ECONNREFUSED ? "connection refused (the multiplexer closed "
-                                                "before OK: nothing listens on that port)"
-                           : r == -ETIMEDOUT  ? "no answer to CONNECT within the handshake timeout"
-                           : r == CONDUIT_E_PROTOCOL ? "the multiplexer's answer is too long"
-                                                     : conduit_strerror(r));
         free(s);
-        return r;
+        return conduit__vsock_mux_error(e, r, NULL, 0);
 }
 
 int conduit__vsock_mux_listen(conduit_ctx *ctx, const conduit_endp *e,

@@ -22,7 +22,7 @@
 /* The test suite sets this on the build host, where an AF_VSOCK connect
  * would reach the hypervisor running that machine: the backend then fails
  * before any socket exists. */
-static int forbidden(void)
+int conduit__vsock_forbidden(void)
 {
         const char *v = getenv("CONDUIT_FORBID_VSOCK");
         if (v && *v && strcmp(v, "0") != 0)
@@ -78,7 +78,7 @@ int conduit__vsock_connect(conduit_ctx *ctx, const conduit_endp *e, int64_t dead
 {
         struct sockaddr_vm vm;
         int r = conduit__vsock_sockaddr(e, false, &vm);
-        if (r < 0 || (r = forbidden()) < 0)
+        if (r < 0 || (r = conduit__vsock_forbidden()) < 0)
                 return r;
         char *s = conduit__endp_str(e);
         conduit__log(ctx, CONDUIT_LOG_DEBUG, "connecting to %s (cid %u port %u)", s ? s : "?",
@@ -159,7 +159,7 @@ int conduit__vsock_listen(conduit_ctx *ctx, const conduit_endp *e,
         (void)ctx;
         struct sockaddr_vm vm;
         int r = conduit__vsock_sockaddr(e, true, &vm);
-        if (r < 0 || (r = forbidden()) < 0)
+        if (r < 0 || (r = conduit__vsock_forbidden()) < 0)
                 return r;
         int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
         char *s = conduit__endp_str(e);

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "ctx-private.h"
+#include "resolver/resolve-private.h"
 #include "endp-private.h"
 #include "util.h"
 
@@ -165,9 +166,69 @@ static char *fill_template(const char *tmpl, const char *host, size_t label_len,
         return out;
 }
 
-static int expand(conduit_ctx *ctx, const conduit_endp *e, struct list *out, int depth);
+/* How the one DNS lookup a URI may need is done: by getaddrinfo() (NULL
+ * hook), not at all (probe: note the name and stop), or with an answer
+ * obtained elsewhere (evdns, for the event API). */
+struct dns_hook {
+        bool probe;
+        char *name; /* probe: the name to look up */
+        int family;
+        const struct addrinfo *answer; /* answer mode */
+        int err;                       /* answer mode: the lookup failed */
+        const char *errmsg;
+};
 
-static int expand_name(conduit_ctx *ctx, const conduit_endp *e, struct list *out, int depth)
+static int expand(conduit_ctx *ctx, const conduit_endp *e, struct list *out, int depth,
+                  struct dns_hook *hook);
+
+/* Addresses of a hosts(5)-format file for name, like static hosts. */
+static int hosts_file(const conduit_ctx *ctx, const conduit_endp *e, struct list *out)
+{
+        if (!ctx->hosts_file)
+                return 0;
+        FILE *f = fopen(ctx->hosts_file, "re");
+        if (!f)
+                return 0;
+        size_t hl = strlen(e->host);
+        if (hl && e->host[hl - 1] == '.')
+                hl--;
+        char *line = NULL;
+        size_t cap = 0;
+        int r = 0;
+        while (r == 0 && getline(&line, &cap, f) > 0) {
+                char *hash = strchr(line, '#');
+                if (hash)
+                        *hash = '\0';
+                char *save = NULL;
+                char *addr = strtok_r(line, " \t\r\n", &save);
+                if (!addr)
+                        continue;
+                struct sockaddr_storage ss = { 0 };
+                char *zone = strchr(addr, '%');
+                if (zone)
+                        *zone++ = '\0';
+                if (inet_pton(AF_INET, addr, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+                        ss.ss_family = AF_INET;
+                else if (inet_pton(AF_INET6, addr, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+                        ss.ss_family = AF_INET6;
+                else
+                        continue;
+                if (e->family != AF_UNSPEC && e->family != ss.ss_family)
+                        continue;
+                for (char *n = strtok_r(NULL, " \t\r\n", &save); n;
+                     n = strtok_r(NULL, " \t\r\n", &save))
+                        if (strlen(n) == hl && strncasecmp(n, e->host, hl) == 0) {
+                                r = push_addr(out, e, (struct sockaddr *)&ss, zone);
+                                break;
+                        }
+        }
+        free(line);
+        fclose(f);
+        return r;
+}
+
+static int expand_name(conduit_ctx *ctx, const conduit_endp *e, struct list *out, int depth,
+                       struct dns_hook *hook)
 {
         size_t label = 0;
         const struct conduit__rewrite *rw = find_rewrite(ctx, e->host, &label);
@@ -189,7 +250,7 @@ static int expand_name(conduit_ctx *ctx, const conduit_endp *e, struct list *out
                         return r;
                 }
                 free(uri);
-                r = expand(ctx, t, out, depth + 1);
+                r = expand(ctx, t, out, depth + 1, hook);
                 conduit_endp_free(t);
                 return r;
         }
@@ -220,30 +281,53 @@ static int expand_name(conduit_ctx *ctx, const conduit_endp *e, struct list *out
                 if (r < 0)
                         return r;
         }
+        /* the event API hands the hosts file to evdns instead */
+        int hr = out->n == before && !hook ? hosts_file(ctx, e, out) : 0;
+        if (hr < 0)
+                return hr;
         if (out->n > before) {
                 conduit__log(ctx, CONDUIT_LOG_DEBUG, "'%s': %zu static address(es)", e->host,
                              out->n - before);
                 return 0;
         }
 
-        struct addrinfo hints = { .ai_family = e->family, .ai_socktype = SOCK_STREAM };
-        struct addrinfo *res = NULL;
-        int g = getaddrinfo(e->host, NULL, &hints, &res);
-        if (g != 0) {
-                int r = g == EAI_MEMORY            ? -ENOMEM
-                        : g == EAI_SYSTEM && errno ? -errno
-                                                   : CONDUIT_E_NOT_FOUND;
-                return conduit__set_error(r, "cannot resolve '%s': %s", e->host,
-                                          g == EAI_SYSTEM ? conduit_strerror(r) : gai_strerror(g));
+        if (hook && hook->probe) {
+                /* "name." is the same name (evdns wants it without the dot) */
+                size_t hl = strlen(e->host);
+                hook->name = strndup(e->host, hl > 1 && e->host[hl - 1] == '.' ? hl - 1 : hl);
+                hook->family = e->family;
+                return hook->name ? CONDUIT__NEED_DNS : -ENOMEM;
         }
+        struct addrinfo *own = NULL;
+        const struct addrinfo *res;
+        if (hook) {
+                if (hook->err < 0)
+                        return conduit__set_error(hook->err, "cannot resolve '%s': %s", e->host,
+                                                  hook->errmsg ? hook->errmsg : "");
+                res = hook->answer;
+        } else {
+                struct addrinfo hints = { .ai_family = e->family, .ai_socktype = SOCK_STREAM };
+                int g = getaddrinfo(e->host, NULL, &hints, &own);
+                if (g != 0) {
+                        int r = g == EAI_MEMORY            ? -ENOMEM
+                                : g == EAI_SYSTEM && errno ? -errno
+                                                           : CONDUIT_E_NOT_FOUND;
+                        return conduit__set_error(r, "cannot resolve '%s': %s", e->host,
+                                                  g == EAI_SYSTEM ? conduit_strerror(r)
+                                                                  : gai_strerror(g));
+                }
+                res = own;
+        }
+        if (!res)
+                return conduit__set_error(CONDUIT_E_NOT_FOUND, "'%s' has no address", e->host);
         /* RFC 8305 §4: interleave the families, starting with the family
          * of the first address getaddrinfo() prefers. */
         int first = res->ai_family;
         size_t count[2] = { 0, 0 };
-        for (struct addrinfo *a = res; a; a = a->ai_next)
+        for (const struct addrinfo *a = res; a; a = a->ai_next)
                 if (a->ai_family == AF_INET || a->ai_family == AF_INET6)
                         count[a->ai_family == first ? 0 : 1]++;
-        struct addrinfo **v[2];
+        const struct addrinfo **v[2];
         v[0] = calloc(count[0] + 1, sizeof(*v[0]));
         v[1] = calloc(count[1] + 1, sizeof(*v[1]));
         int r = 0;
@@ -252,7 +336,7 @@ static int expand_name(conduit_ctx *ctx, const conduit_endp *e, struct list *out
                 goto out;
         }
         count[0] = count[1] = 0;
-        for (struct addrinfo *a = res; a; a = a->ai_next)
+        for (const struct addrinfo *a = res; a; a = a->ai_next)
                 if (a->ai_family == AF_INET || a->ai_family == AF_INET6) {
                         int k = a->ai_family == first ? 0 : 1;
                         v[k][count[k]++] = a;
@@ -266,14 +350,16 @@ static int expand_name(conduit_ctx *ctx, const conduit_endp *e, struct list *out
 out:
         free(v[0]);
         free(v[1]);
-        freeaddrinfo(res);
+        if (own)
+                freeaddrinfo(own);
         return r;
 }
 
-static int expand(conduit_ctx *ctx, const conduit_endp *e, struct list *out, int depth)
+static int expand(conduit_ctx *ctx, const conduit_endp *e, struct list *out, int depth,
+                  struct dns_hook *hook)
 {
         if (e->kind == CONDUIT_ENDP_TCP && e->host && !e->has_addr)
-                return expand_name(ctx, e, out, depth);
+                return expand_name(ctx, e, out, depth, hook);
         if (e->kind != CONDUIT_ENDP_TLS) {
                 conduit_endp *c;
                 if (conduit_endp_copy(e, &c) < 0)
@@ -283,7 +369,7 @@ static int expand(conduit_ctx *ctx, const conduit_endp *e, struct list *out, int
         /* TLS: resolve the inner endp and wrap every result. A host name
          * that resolution turns into an address becomes the server name. */
         struct list inner = { 0 };
-        int r = expand(ctx, e->inner, &inner, depth);
+        int r = expand(ctx, e->inner, &inner, depth, hook);
         const char *name = NULL;
         if (e->inner->kind == CONDUIT_ENDP_TCP && !e->inner->has_addr)
                 name = e->inner->host;
@@ -307,7 +393,8 @@ static int expand(conduit_ctx *ctx, const conduit_endp *e, struct list *out, int
         return r;
 }
 
-int conduit_resolve_endp(conduit_ctx *ctx, const conduit_endp *e, conduit_endp ***ret)
+static int resolve(conduit_ctx *ctx, const conduit_endp *e, struct dns_hook *hook,
+                   conduit_endp ***ret)
 {
         if (!e || !ret)
                 return conduit__set_error(-EINVAL, "no endpoint");
@@ -315,16 +402,42 @@ int conduit_resolve_endp(conduit_ctx *ctx, const conduit_endp *e, conduit_endp *
         if (!c)
                 return -ENOMEM;
         struct list out = { 0 };
-        int r = expand(c, e, &out, 0);
+        int r = expand(c, e, &out, 0, hook);
         conduit_ctx_free(c);
         if (r == 0 && out.n == 0)
                 r = conduit__set_error(CONDUIT_E_NOT_FOUND, "no address found");
-        if (r < 0) {
+        if (r != 0) {
                 list_clear(&out);
                 return r;
         }
         *ret = out.v;
         return (int)out.n;
+}
+
+int conduit_resolve_endp(conduit_ctx *ctx, const conduit_endp *e, conduit_endp ***ret)
+{
+        return resolve(ctx, e, NULL, ret);
+}
+
+int conduit__resolve_probe(conduit_ctx *ctx, const conduit_endp *e, conduit_endp ***ret,
+                           char **ret_name, int *ret_family)
+{
+        struct dns_hook hook = { .probe = true };
+        int r = resolve(ctx, e, &hook, ret);
+        if (r == CONDUIT__NEED_DNS) {
+                *ret_name = hook.name;
+                *ret_family = hook.family;
+        } else {
+                free(hook.name);
+        }
+        return r;
+}
+
+int conduit__resolve_answer(conduit_ctx *ctx, const conduit_endp *e, const struct addrinfo *answer,
+                            int err, const char *errmsg, conduit_endp ***ret)
+{
+        struct dns_hook hook = { .answer = answer, .err = err, .errmsg = errmsg };
+        return resolve(ctx, e, &hook, ret);
 }
 
 int conduit_resolve(conduit_ctx *ctx, const char *uri, conduit_endp ***ret)

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "ctx-private.h"
+#include "event/loop-private.h"
+
+int conduit_loop_new(conduit_ctx *ctx, struct event_base *base, conduit_loop **ret)
+{
+        if (!base || !ret)
+                return -EINVAL;
+        conduit_loop *loop = calloc(1, sizeof(*loop));
+        if (!loop)
+                return -ENOMEM;
+        if (!(loop->ctx = conduit__ctx_get(ctx))) {
+                free(loop);
+                return -ENOMEM;
+        }
+        loop->base = base;
+        loop->objs.prev = loop->objs.next = &loop->objs;
+        *ret = loop;
+        return 0;
+}
+
+struct evdns_base *conduit__loop_dns(conduit_loop *loop)
+{
+        /* resolv.conf's servers and options, and /etc/hosts: what
+         * getaddrinfo() would use. A machine without resolv.conf gets
+         * evdns' default (localhost) and hosts-file answers still work. */
+        if (loop->dns)
+                return loop->dns;
+        loop->dns = evdns_base_new(loop->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                                       EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        /* the context's hosts file comes on top of /etc/hosts */
+        if (loop->dns && loop->ctx->hosts_file &&
+            evdns_base_load_hosts(loop->dns, loop->ctx->hosts_file) < 0)
+                conduit__log(loop->ctx, CONDUIT_LOG_WARNING, "cannot read hosts file %s",
+                             loop->ctx->hosts_file);
+        return loop->dns;
+}
+
+void conduit__loop_add(conduit_loop *loop, struct conduit__loop_obj *o,
+                       void (*destroy)(struct conduit__loop_obj *o))
+{
+        o->destroy = destroy;
+        o->next = loop->objs.next;
+        o->prev = &loop->objs;
+        loop->objs.next->prev = o;
+        loop->objs.next = o;
+}
+
+void conduit__loop_remove(struct conduit__loop_obj *o)
+{
+        if (!o->next)
+                return;
+        o->prev->next = o->next;
+        o->next->prev = o->prev;
+        o->prev = o->next = NULL;
+}
+
+conduit_loop *conduit_loop_free(conduit_loop *loop)
+{
+        if (!loop)
+                return NULL;
+        while (loop->objs.next != &loop->objs) {
+                struct conduit__loop_obj *o = loop->objs.next;
+                conduit__loop_remove(o);
+                o->destroy(o);
+        }
+        if (loop->dns)
+                evdns_base_free(loop->dns, 1);
+        conduit_ctx_free(loop->ctx);
+        free(loop);
+        return NULL;
+}
+
+struct event_base *conduit_loop_base(const conduit_loop *loop)
+{
+        return loop ? loop->base : NULL;
+}
