@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -1069,6 +1070,170 @@ START_TEST(test_nonblocking)
                 free(out[i]);
                 free(x[i].in);
         }
+        pair_teardown(&p);
+}
+END_TEST
+
+/* ---- on an event loop ----------------------------------------------------- */
+
+/* One side of test_event: a watch that writes out[] in pieces of varying
+ * size, shuts its write side down, and reads until EOF. */
+struct ev_side {
+        conduit_watch *w;
+        const uint8_t *out;
+        uint8_t *in;
+        size_t n, sent, got, step;
+        bool shut, eof;
+        bool key_update; /* TLS 1.3 client: ask for KeyUpdates on the way */
+        int key_updates;
+        int callbacks;
+        int err;
+        char msg[512];
+        int *finished;
+};
+
+static void ev_done(struct ev_side *x, long long r, const char *what)
+{
+        if (r < 0 && !x->err) {
+                x->err = (int)r;
+                snprintf(x->msg, sizeof(x->msg), "%s: %lld (%s) [%s]", what, r,
+                         conduit_strerror((int)r),
+                         conduit_flow_error_message(conduit_watch_flow(x->w)));
+        }
+        conduit_watch_set(x->w, 0);
+        (*x->finished)++;
+}
+
+static void ev_cb(conduit_watch *w, conduit_flow *f, int events, void *arg)
+{
+        struct ev_side *x = arg;
+        x->callbacks++;
+        if (events & CONDUIT_EV_TIMEOUT) {
+                ev_done(x, -ETIMEDOUT, "no event for 60 s");
+                return;
+        }
+        /* each callback does as much as it can: until -EAGAIN */
+        while (x->sent < x->n) {
+                size_t len = x->n - x->sent < x->step ? x->n - x->sent : x->step;
+                ssize_t r = conduit_flow_write(f, x->out + x->sent, len);
+                if (r == -EAGAIN)
+                        break;
+                if (r <= 0) {
+                        ev_done(x, r ? r : -EIO, "write");
+                        return;
+                }
+                x->sent += (size_t)r;
+                x->step = x->step * 7 % 65521 + 1;
+                /* three requests, each without waiting for the answer to
+                 * the one before */
+                if (x->key_update && x->key_updates < 3 &&
+                    x->sent >= x->n / 4 * (size_t)(x->key_updates + 1)) {
+                        SSL *ssl = NULL;
+                        if (conduit_flow_query(f, CONDUIT_QUERY_TLS_SSL, &ssl) == 0 &&
+                            SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) == 1)
+                                x->key_updates++;
+                }
+        }
+        if (x->sent == x->n && !x->shut) {
+                int r = conduit_flow_shutdown(f, CONDUIT_SHUT_WR);
+                if (r == 0)
+                        x->shut = true;
+                else if (r != -EAGAIN) {
+                        ev_done(x, r, "shutdown");
+                        return;
+                }
+        }
+        while (!x->eof) {
+                ssize_t r = conduit_flow_read(f, x->in + x->got, x->n + 1 - x->got);
+                if (r == -EAGAIN)
+                        break;
+                if (r < 0) {
+                        ev_done(x, r, "read");
+                        return;
+                }
+                if (r == 0)
+                        x->eof = true;
+                x->got += (size_t)r;
+                if (x->got > x->n) {
+                        ev_done(x, -EPROTO, "read more than was sent");
+                        return;
+                }
+        }
+        if (x->eof && x->shut) {
+                ev_done(x, 0, "");
+                return;
+        }
+        conduit_watch_set(w, (x->eof ? 0 : CONDUIT_EV_READ) | (x->shut ? 0 : CONDUIT_EV_WRITE));
+}
+
+/* Both flows of the pair on one event_base, in this thread: readiness
+ * callbacks (wants and pending accounted for by the watch), 1 MiB + 1
+ * both ways with half-close, writes of varying sizes; a TLS 1.3 client
+ * asks for three KeyUpdates on the way, each before the previous one was
+ * answered (post-handshake messages the server reads and answers without
+ * blocking anyone). */
+START_TEST(test_event)
+{
+        const size_t n = MIB + 1;
+        struct pair p;
+        pair_open(&p);
+        bool tls13 = false;
+        if (transport->tls_over) {
+                const char *version = NULL;
+                flow_err(p.f[C], conduit_flow_query(p.f[C], CONDUIT_QUERY_TLS_VERSION, &version),
+                         0);
+                tls13 = strcmp(version, "TLSv1.3") == 0;
+        }
+        struct event_base *base = event_base_new();
+        ck_assert_ptr_nonnull(base);
+        conduit_loop *loop = NULL;
+        tc_ok(conduit_loop_new(NULL, base, &loop));
+        int finished = 0;
+        struct ev_side x[2];
+        uint8_t *out[2];
+        for (int i = 0; i < 2; i++) {
+                out[i] = malloc(n);
+                ck_assert_ptr_nonnull(out[i]);
+                tc_fill(out[i], n, 500 + (uint32_t)i);
+                x[i] = (struct ev_side){ .out = out[i],
+                                         .in = malloc(n + 1),
+                                         .n = n,
+                                         .step = 1000 + 37 * (size_t)i,
+                                         .key_update = i == C && tls13,
+                                         .finished = &finished };
+                ck_assert_ptr_nonnull(x[i].in);
+                flow_ok(p.f[i], conduit_loop_watch(loop, p.f[i], ev_cb, &x[i], &x[i].w));
+                ck_assert(conduit_flow_get_nonblocking(p.f[i]));
+                tc_ok(conduit_watch_set_timeout(x[i].w, 60000));
+                tc_ok(conduit_watch_set(x[i].w, CONDUIT_EV_READ | CONDUIT_EV_WRITE));
+        }
+        /* bounded: each pass runs what is ready or waits at most 1 s */
+        for (int pass = 0; pass < 100000 && finished < 2; pass++) {
+                struct timeval tv = { 1, 0 };
+                event_base_loopexit(base, &tv);
+                event_base_loop(base, EVLOOP_ONCE);
+        }
+        for (int i = 0; i < 2; i++) {
+                const char *who = i == C ? "client" : "server";
+                ck_assert_msg(x[i].err == 0, "[%s] %s after %zu bytes sent, %zu received: %s",
+                              transport->name, who, x[i].sent, x[i].got, x[i].msg);
+                ck_assert_msg(x[i].eof && x[i].shut, "[%s] %s did not finish", transport->name,
+                              who);
+                expect_same(who, x[i].in, x[i].got, out[1 - i], n);
+                ck_assert_uint_eq(query_u64(p.f[i], CONDUIT_QUERY_BYTES_OUT), n);
+                ck_assert_uint_eq(query_u64(p.f[i], CONDUIT_QUERY_BYTES_IN), n);
+                ck_assert_int_gt(x[i].callbacks, 0);
+        }
+        if (tls13)
+                ck_assert_int_eq(x[C].key_updates, 3);
+        for (int i = 0; i < 2; i++) {
+                conduit_watch_free(x[i].w); /* frees the flow */
+                pair_released(&p, i);
+                free(out[i]);
+                free(x[i].in);
+        }
+        conduit_loop_free(loop);
+        event_base_free(base);
         pair_teardown(&p);
 }
 END_TEST
@@ -2274,6 +2439,7 @@ static Suite *conformance_suite(void)
         tcase_add_loop_test(tc, test_transfer_writev, 0, NSIZES);
         tcase_add_loop_test(tc, test_transfer_max_io, 0, NSIZES);
         tcase_add_test(tc, test_nonblocking);
+        tcase_add_test(tc, test_event);
         tc = tcase(s, "eof-shutdown");
         tcase_add_test(tc, test_sticky_eof);
         tcase_add_test(tc, test_shutdown);

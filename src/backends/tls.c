@@ -4,9 +4,18 @@
  * kept non-blocking whenever it has a descriptor to poll, so every TLS
  * operation only tries once; the generic layer waits outside the lock that
  * serialises OpenSSL calls, which lets one thread read while another
- * writes. -EAGAIN from the inner flow becomes BIO retry, and the inner
- * flow's own wants (a TLS inner flow may want the opposite direction) are
- * reported upward. */
+ * writes. -EAGAIN from the inner flow's reads becomes BIO retry, and the
+ * inner flow's own wants (a TLS inner flow may want the opposite
+ * direction) are reported upward.
+ *
+ * Writes never make OpenSSL retry: what the inner flow does not take at
+ * once waits in the flow's own output buffer (at most about one record:
+ * a write stops adding records while it is not empty), flushed at the
+ * start and end of every operation. So OpenSSL never holds a half-sent
+ * record, a write after -EAGAIN may pass any buffer (the flow contract;
+ * OpenSSL alone would insist on the same one), and what OpenSSL sends
+ * from inside a read (a KeyUpdate answer, session tickets, alerts) never
+ * waits behind application data. */
 #include <errno.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -36,11 +45,15 @@ struct tls_flow {
         bool done;           /* handshake complete */
         bool inner_pollable; /* inner has a descriptor: kept non-blocking */
         bool allow_truncation;
-        bool chain;        /* the peer's chain is verified (else verify=0 or pin only) */
-        bool read_starved; /* the last SSL_read wanted more bytes */
-        bool notify_sent;  /* our close_notify is out */
-        int bio_err;       /* the inner flow's error behind a BIO failure */
-        int bio_wants;     /* the inner flow's wants behind a BIO retry */
+        bool chain;          /* the peer's chain is verified (else verify=0 or pin only) */
+        bool read_starved;   /* the last SSL_read wanted more bytes */
+        bool notify_sent;    /* our close_notify is out */
+        int bio_err;         /* the inner flow's error behind a BIO failure */
+        int bio_wants;       /* the inner flow's wants behind a BIO read retry */
+        int out_wants;       /* ... behind an output buffer the inner flow did not take */
+        int out_err;         /* the inner flow's error when flushing it, for the next write */
+        unsigned char *obuf; /* bytes OpenSSL wrote that the inner flow has not taken */
+        size_t olen, ooff, ocap;
         bool bio_eof;
         char *pins; /* "sha256//B64,..." to match, or NULL */
         char *name; /* the server name checked (client), or NULL */
@@ -91,6 +104,49 @@ static void errors_restore(const struct tls_flow *t, const struct saved_errors *
                 ERR_raise(ERR_GET_LIB(se->code[i]), ERR_GET_REASON(se->code[i]));
 }
 
+/* Writes the output buffer to the inner flow: 0 when empty, -EAGAIN
+ * (out_wants set) or the inner flow's error. Lock held. */
+static int flush_out(struct tls_flow *t)
+{
+        while (t->olen > 0) {
+                struct saved_errors se;
+                errors_save(t, &se);
+                ssize_t n = conduit_flow_write(t->base.inner, t->obuf + t->ooff, t->olen);
+                errors_restore(t, &se);
+                if (n == -EAGAIN) {
+                        t->out_wants = conduit_flow_wants(t->base.inner);
+                        return -EAGAIN;
+                }
+                if (n <= 0)
+                        return n < 0 ? (int)n : -EIO;
+                t->ooff += (size_t)n;
+                t->olen -= (size_t)n;
+        }
+        t->ooff = 0;
+        return 0;
+}
+
+static int out_append(struct tls_flow *t, const char *buf, size_t len)
+{
+        if (t->ooff + t->olen + len > t->ocap) {
+                memmove(t->obuf, t->obuf + t->ooff, t->olen);
+                t->ooff = 0;
+                if (t->olen + len > t->ocap) {
+                        size_t cap = t->ocap ? t->ocap : 4096;
+                        while (cap < t->olen + len)
+                                cap *= 2;
+                        unsigned char *nb = realloc(t->obuf, cap);
+                        if (!nb)
+                                return -ENOMEM;
+                        t->obuf = nb;
+                        t->ocap = cap;
+                }
+        }
+        memcpy(t->obuf + t->ooff + t->olen, buf, len);
+        t->olen += len;
+        return 0;
+}
+
 static int bio_write(BIO *b, const char *buf, int len)
 {
         struct tls_flow *t = BIO_get_data(b);
@@ -102,19 +158,27 @@ static int bio_write(BIO *b, const char *buf, int len)
          * than failing the read that produced it with -EPIPE. */
         if (t->notify_sent)
                 return len;
-        struct saved_errors se;
-        errors_save(t, &se);
-        ssize_t n = conduit_flow_write(t->base.inner, buf, (size_t)len);
-        errors_restore(t, &se);
-        if (n > 0)
-                return (int)n;
-        if (n == -EAGAIN) {
-                t->bio_wants = conduit_flow_wants(t->base.inner);
-                BIO_set_retry_write(b);
+        size_t done = 0;
+        if (t->olen == 0) {
+                struct saved_errors se;
+                errors_save(t, &se);
+                ssize_t n = conduit_flow_write(t->base.inner, buf, (size_t)len);
+                errors_restore(t, &se);
+                if (n < 0 && n != -EAGAIN) {
+                        t->bio_err = (int)n;
+                        return -1;
+                }
+                if (n == -EAGAIN)
+                        t->out_wants = conduit_flow_wants(t->base.inner);
+                else
+                        done = (size_t)n;
+        }
+        /* the rest waits in the output buffer */
+        if (done < (size_t)len && out_append(t, buf + done, (size_t)len - done) < 0) {
+                t->bio_err = -ENOMEM;
                 return -1;
         }
-        t->bio_err = n < 0 ? (int)n : -EIO;
-        return -1;
+        return len;
 }
 
 static int bio_read(BIO *b, char *buf, int len)
@@ -191,6 +255,7 @@ static void begin(struct tls_flow *t)
         pthread_mutex_lock(&t->lock);
         sync_inner(t);
         t->bio_wants = 0;
+        t->out_wants = 0;
         t->bio_err = 0;
         ERR_clear_error();
 }
@@ -279,6 +344,39 @@ static int fail(struct tls_flow *t, int r, const char *what)
         return conduit_flow_set_error(f, err, "TLS %s: %s", what, reason ? reason : buf);
 }
 
+/* After an operation: what is left in the output buffer goes out as far
+ * as the inner flow takes it now. An operation that ends with -EAGAIN then
+ * also waits for what the buffer needs. A write error is reported by the
+ * next write; for a read it only means the peer stopped reading. */
+static void settle(struct tls_flow *t, ssize_t ret)
+{
+        int fr = flush_out(t);
+        if (fr < 0 && fr != -EAGAIN && fr != -ENOMEM) {
+                t->out_err = fr;
+                t->olen = t->ooff = 0;
+        }
+        if (ret == -EAGAIN && t->olen > 0)
+                last_wants |= t->out_wants ? t->out_wants : CONDUIT_WANT_WRITE;
+}
+
+/* A write that finds the output buffer still full: -EAGAIN with what it
+ * waits for, or the error that flushing it met. Lock held. */
+static int write_blocked(struct tls_flow *t, const char *what)
+{
+        int fr = t->out_err ? t->out_err : flush_out(t);
+        if (fr == 0)
+                return 0;
+        if (fr == -EAGAIN) {
+                last_wants = t->out_wants ? t->out_wants : CONDUIT_WANT_WRITE;
+                return -EAGAIN;
+        }
+        t->out_err = fr;
+        t->olen = t->ooff = 0;
+        const char *why = conduit_flow_error_message(t->base.inner);
+        return conduit_flow_set_error(&t->base, fr, "TLS %s: %s", what,
+                                      why[0] ? why : conduit_strerror(fr));
+}
+
 /* ---- pins ------------------------------------------------------------------ */
 
 /* "sha256//" + base64(SHA-256(DER SubjectPublicKeyInfo)) of the peer. */
@@ -363,7 +461,18 @@ int conduit__tls_handshake_step(conduit_flow *f)
 {
         struct tls_flow *t = tls(f);
         begin(t);
-        int r = step(t);
+        int r = write_blocked(t, "handshake");
+        if (r == 0 || r == -EAGAIN) {
+                int h = step(t);
+                if (h != 0 || r == 0)
+                        r = h;
+        }
+        settle(t, r);
+        /* done once the last flight is out, too */
+        if (r == 0 && t->olen > 0) {
+                r = -EAGAIN;
+                last_wants = t->out_wants ? t->out_wants : CONDUIT_WANT_WRITE;
+        }
         pthread_mutex_unlock(&t->lock);
         if (r == -EAGAIN)
                 f->wants = last_wants;
@@ -405,6 +514,7 @@ static ssize_t tls_read(conduit_flow *f, void *buf, size_t len)
 {
         struct tls_flow *t = tls(f);
         begin(t);
+        settle(t, 0);
         ssize_t ret = step(t);
         if (ret == 0) {
                 size_t n = 0;
@@ -417,6 +527,7 @@ static ssize_t tls_read(conduit_flow *f, void *buf, size_t len)
                         t->read_starved = ret == -EAGAIN;
                 }
         }
+        settle(t, ret);
         pthread_mutex_unlock(&t->lock);
         return ret;
 }
@@ -425,17 +536,16 @@ static ssize_t tls_writev(conduit_flow *f, const struct iovec *iov, int iovcnt)
 {
         struct tls_flow *t = tls(f);
         begin(t);
-        ssize_t total = step(t);
+        ssize_t total = write_blocked(t, "write");
+        if (total == 0)
+                total = step(t);
         for (int i = 0; total >= 0 && i < iovcnt; i++) {
                 size_t off = 0;
                 while (off < iov[i].iov_len) {
-                        /* One record per call: a call that starts with no
-                         * record half sent is where OpenSSL sends the
-                         * KeyUpdate a peer asked for. Longer calls, when the
-                         * transport is the bottleneck, each finish the
-                         * pending record and leave the next one pending, and
-                         * the answer never goes out (RFC 8446 4.6.3 wants it
-                         * before our next application data). */
+                        /* One record per SSL_write: between records is
+                         * where OpenSSL sends the KeyUpdate a peer asked
+                         * for (RFC 8446 4.6.3 wants it before our next
+                         * application data). */
                         size_t len = iov[i].iov_len - off, n = 0;
                         if (len > SSL3_RT_MAX_PLAIN_LENGTH)
                                 len = SSL3_RT_MAX_PLAIN_LENGTH;
@@ -448,9 +558,13 @@ static ssize_t tls_writev(conduit_flow *f, const struct iovec *iov, int iovcnt)
                         }
                         off += n;
                         total += (ssize_t)n;
+                        /* at most one record waits in the output buffer */
+                        if (t->olen > 0)
+                                goto out;
                 }
         }
 out:
+        settle(t, total);
         pthread_mutex_unlock(&t->lock);
         return total;
 }
@@ -462,8 +576,9 @@ static int tls_shutdown(conduit_flow *f, int how)
                 return conduit_flow_shutdown(f->inner, CONDUIT_SHUT_RD);
         begin(t);
         int r = 0;
-        /* close_notify after a handshake (a half-done one is abandoned);
-         * SSL_shutdown() is called again until the alert is out */
+        /* close_notify after a handshake (a half-done one is abandoned),
+         * behind what the output buffer holds; then the buffer must be
+         * out before the transport's write side is shut */
         if (t->done && !t->notify_sent) {
                 int s = SSL_shutdown(t->ssl);
                 if (s >= 0)
@@ -471,6 +586,8 @@ static int tls_shutdown(conduit_flow *f, int how)
                 else if ((r = fail(t, s, "shutdown")) == 0)
                         t->notify_sent = true; /* the peer closed first: nothing to add */
         }
+        if (r == 0)
+                r = write_blocked(t, "shutdown");
         pthread_mutex_unlock(&t->lock);
         if (r < 0)
                 return r;
@@ -598,6 +715,7 @@ static void tls_destroy(conduit_flow *f)
 {
         struct tls_flow *t = tls(f);
         SSL_free(t->ssl);
+        free(t->obuf);
         pthread_mutex_destroy(&t->lock);
         free(t->pins);
         free(t->name);
