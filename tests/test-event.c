@@ -80,8 +80,17 @@ static char *fixture_uri(const char *fmt, ...)
 
 /* ---- echo through many clients ---------------------------------------------------- */
 
+/* Under valgrind (20 to 50 times slower) the loads shrink to what still
+ * exercises every path: 1000 TLS handshakes would take an hour. */
+static int scaled(int n)
+{
+        const char *v = getenv("CONDUIT_TEST_VALGRIND");
+        return v && strcmp(v, "1") == 0 && n > 20 ? 20 : n;
+}
+
 static void echo_many(const char *listen_uri, const char *client_fmt, int clients, size_t size)
 {
+        clients = scaled(clients);
         raise_nofile(8192);
         struct event_base *base = event_base_new();
         conduit_loop *loop = NULL;
@@ -168,8 +177,8 @@ static void stalled(bool tls)
         struct sockaddr_in sin = { .sin_family = AF_INET,
                                    .sin_port = htons((uint16_t)conduit_endp_get_port(bound)) };
         inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
-        int idle[100];
-        for (int i = 0; i < 100; i++) {
+        int idle[100], nidle = scaled(100);
+        for (int i = 0; i < nidle; i++) {
                 idle[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
                 ck_assert_int_ge(idle[i], 0);
                 ck_assert_int_eq(connect(idle[i], (struct sockaddr *)&sin, sizeof(sin)), 0);
@@ -182,7 +191,7 @@ static void stalled(bool tls)
         echo_clients_start(&cl, loop, target, 1, 4096);
         run_until(base, &cl.finished, 60);
         ck_assert_msg(cl.ok == 1, "the normal client failed: %s", cl.first_error);
-        for (int i = 0; i < 100; i++)
+        for (int i = 0; i < nidle; i++)
                 close(idle[i]);
         echo_clients_free(&cl);
         echo_server_stop(&srv);
@@ -256,6 +265,101 @@ START_TEST(stalled_handshake_times_out)
         free(target);
         free(fmt);
         free(uri);
+}
+END_TEST
+
+/* At the descriptor limit the listener rests (100 ms at a time) instead
+ * of spinning on EMFILE, and serves the waiting clients once descriptors
+ * are free again. */
+struct log_count {
+        int pauses;
+};
+
+static void count_pauses(void *arg, int level, const char *msg)
+{
+        (void)level;
+        if (strstr(msg, "pausing accept"))
+                ((struct log_count *)arg)->pauses++;
+}
+
+START_TEST(listener_emfile_pauses)
+{
+        struct event_base *base = event_base_new();
+        conduit_ctx *ctx;
+        tc_ok(conduit_ctx_new(&ctx));
+        struct log_count lc = { 0 };
+        conduit_ctx_set_log(ctx, count_pauses, &lc);
+        conduit_loop *loop = NULL;
+        tc_ok(conduit_loop_new(ctx, base, &loop));
+        struct echo_server srv;
+        echo_server_start(&srv, loop, "tcp://127.0.0.1:0");
+        const conduit_endp *bound = conduit_loop_listener_endp(srv.l);
+        struct sockaddr_in sin = { .sin_family = AF_INET,
+                                   .sin_port = htons((uint16_t)conduit_endp_get_port(bound)) };
+        inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+        int cl[3];
+        for (int i = 0; i < 3; i++) {
+                cl[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                ck_assert_int_eq(connect(cl[i], (struct sockaddr *)&sin, sizeof(sin)), 0);
+                ck_assert_int_eq(send(cl[i], "ping", 4, MSG_NOSIGNAL), 4);
+        }
+        /* no descriptor left for accept() (this case runs in its own
+         * process: Check forks) */
+        struct rlimit old, rl;
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+        rl = old;
+        /* the limit just above the highest descriptor open, and every
+         * free one below it taken */
+        int high = 0;
+        for (int fd = 0; fd < 65536 && fd < (int)old.rlim_cur; fd++)
+                if (fcntl(fd, F_GETFD) >= 0)
+                        high = fd;
+        int fill[256], nfill = 0;
+        for (int fd; nfill < 256 && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) {
+                if (fd > high) {
+                        close(fd);
+                        break;
+                }
+                fill[nfill++] = fd;
+        }
+        rl.rlim_cur = (rlim_t)high + 1;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        struct timeval tv = { 0, 500000 };
+        event_base_loopexit(base, &tv);
+        event_base_dispatch(base);
+        ck_assert_int_eq(srv.accepted, 0);
+        /* resting, not spinning: about one try per 100 ms (a spinning
+         * listener tries thousands of times in half a second) */
+        ck_assert_msg(lc.pauses >= 1 && lc.pauses <= 20, "%d accept pauses", lc.pauses);
+        ck_assert_msg(strstr(conduit_loop_listener_error_message(srv.l), "accept"),
+                      "listener message: '%s'", conduit_loop_listener_error_message(srv.l));
+        /* descriptors again: the waiting clients are served */
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+        for (int i = 0; i < nfill; i++)
+                close(fill[i]);
+        for (int i = 0; i < 3; i++) {
+                shutdown(cl[i], SHUT_WR);
+                char buf[8];
+                size_t got = 0;
+                for (int k = 0; k < 400 && got < 5; k++) {
+                        event_base_loop(base, EVLOOP_NONBLOCK);
+                        ssize_t n = recv(cl[i], buf + got, sizeof(buf) - got, MSG_DONTWAIT);
+                        if (n > 0)
+                                got += (size_t)n;
+                        else if (n == 0)
+                                break;
+                        else
+                                usleep(5000);
+                }
+                ck_assert_uint_eq(got, 4);
+                ck_assert(memcmp(buf, "ping", 4) == 0);
+                close(cl[i]);
+        }
+        ck_assert_int_eq(srv.accepted, 3);
+        echo_server_stop(&srv);
+        conduit_loop_free(loop);
+        conduit_ctx_free(ctx);
+        event_base_free(base);
 }
 END_TEST
 
@@ -821,6 +925,7 @@ static Suite *suite(void)
         tcase_add_test(tc, bufferevent_bridge_tls);
         tcase_add_test(tc, bufferevent_bridge_error_and_cleanup);
         tcase_add_test(tc, stalled_handshake_times_out);
+        tcase_add_test(tc, listener_emfile_pauses);
         tcase_add_test(tc, stalled_plain_clients);
         tcase_add_test(tc, stalled_tls_clients);
         tcase_add_test(tc, echo_tls_over_abstract);
