@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -89,6 +90,58 @@ START_TEST(static_hosts_in_order)
         tc_err(conduit_ctx_add_host(ctx, "x", "192.0.2.1%eth0"), -EINVAL);
         tc_err(conduit_ctx_add_host(ctx, "", "192.0.2.1"), -EINVAL);
         conduit_ctx_free(ctx);
+}
+END_TEST
+
+/* A hosts(5) file of the context: read at each resolution, after static
+ * hosts, before DNS; comments, aliases, case, a trailing dot, zones and
+ * families as in /etc/hosts. */
+START_TEST(hosts_file)
+{
+        char *dir = tc_tmpdir();
+        char *path = NULL;
+        ck_assert_int_ge(asprintf(&path, "%s/hosts", dir), 0);
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs("# a comment\n"
+              "192.0.2.20   app.test  app   # trailing comment\n"
+              "2001:db8::20 app.test\n"
+              "fe80::2%lo   ll.test\n"
+              "not-an-address bad.test\n"
+              "192.0.2.21   static.test\n",
+              f);
+        fclose(f);
+        conduit_ctx *ctx;
+        tc_ok(conduit_ctx_new(&ctx));
+        tc_ok(conduit_ctx_set_hosts_file(ctx, path));
+        tc_ok(conduit_ctx_add_host(ctx, "static.test", "192.0.2.99"));
+        expect(ctx, "tcp://app.test:1", "tcp://192.0.2.20:1 tcp://[2001:db8::20]:1");
+        expect(ctx, "tcp://APP.Test.:1", "tcp://192.0.2.20:1 tcp://[2001:db8::20]:1");
+        expect(ctx, "tcp://app:2", "tcp://192.0.2.20:2");
+        expect(ctx, "tcp6://app.test:1", "tcp://[2001:db8::20]:1");
+        expect(ctx, "tcp://ll.test:3", "tcp://[fe80::2%lo]:3");
+        /* static hosts come first */
+        expect(ctx, "tcp://static.test:4", "tcp://192.0.2.99:4");
+        /* it is read each time: a change shows at once */
+        f = fopen(path, "w");
+        fputs("192.0.2.30 app.test\n", f);
+        fclose(f);
+        expect(ctx, "tcp://app.test:1", "tcp://192.0.2.30:1");
+        /* a name it does not list (and a line it cannot read) goes to DNS */
+        fast_dns();
+        conduit_endp **list = NULL;
+        tc_err(conduit_resolve(ctx, "tcp://bad.test.invalid:1", &list), CONDUIT_E_NOT_FOUND);
+        /* NULL removes it; a missing file is no error */
+        tc_ok(conduit_ctx_set_hosts_file(ctx, NULL));
+        tc_err(conduit_resolve(ctx, "tcp://app.test.invalid:1", &list), CONDUIT_E_NOT_FOUND);
+        tc_ok(conduit_ctx_set_hosts_file(ctx, "/nonexistent/hosts"));
+        expect(ctx, "tcp://static.test:4", "tcp://192.0.2.99:4");
+        tc_err(conduit_ctx_set_hosts_file(NULL, path), -EINVAL);
+        conduit_ctx_free(ctx);
+        unlink(path);
+        free(path);
+        tc_rmtree(dir);
+        free(dir);
 }
 END_TEST
 
@@ -340,6 +393,7 @@ static Suite *suite(void)
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, literals_and_non_tcp_pass_through);
         tcase_add_test(tc, static_hosts_in_order);
+        tcase_add_test(tc, hosts_file);
         tcase_add_test(tc, tls_gets_the_name);
         tcase_add_test(tc, rewrites);
         tcase_add_test(tc, getaddrinfo_localhost);
