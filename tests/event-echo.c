@@ -174,6 +174,7 @@ void echo_server_stop(struct echo_server *s)
 struct echo_client {
         struct echo_clients *cl;
         conduit_watch *w;
+        const unsigned char *data; /* its own bytes: streams crossed show */
         size_t sent, got;
         bool shut;
         bool done;
@@ -207,7 +208,7 @@ static void client_cb(conduit_watch *w, conduit_flow *f, int events, void *arg)
         struct echo_client *c = arg;
         struct echo_clients *cl = c->cl;
         while (c->sent < cl->size) {
-                ssize_t n = conduit_flow_write(f, cl->data + c->sent, cl->size - c->sent);
+                ssize_t n = conduit_flow_write(f, c->data + c->sent, cl->size - c->sent);
                 if (n == -EAGAIN)
                         break;
                 if (n < 0) {
@@ -244,7 +245,7 @@ static void client_cb(conduit_watch *w, conduit_flow *f, int events, void *arg)
                         return;
                 }
                 if (c->got + (size_t)n > cl->size ||
-                    memcmp(buf, cl->data + c->got, (size_t)n) != 0) {
+                    memcmp(buf, c->data + c->got, (size_t)n) != 0) {
                         client_done(c, "wrong bytes at offset %zu", c->got);
                         return;
                 }
@@ -278,12 +279,14 @@ void echo_clients_start(struct echo_clients *cl, conduit_loop *loop, const char 
         cl->uri = uri;
         cl->n = n;
         cl->size = size;
-        cl->data = malloc(size ? size : 1);
+        /* client i sends size bytes from data + i */
+        cl->data = malloc(size + (size_t)n + 1);
         cl->c = calloc((size_t)n, sizeof(*cl->c));
         ck_assert(cl->data && cl->c);
-        tc_fill(cl->data, size, (uint32_t)size);
+        tc_fill(cl->data, size + (size_t)n, (uint32_t)size);
         for (int i = 0; i < n; i++) {
                 cl->c[i].cl = cl;
+                cl->c[i].data = cl->data + i;
                 int r = conduit_loop_connect(loop, uri, client_connected, &cl->c[i], NULL);
                 ck_assert_msg(r == 0, "connect %s: %s", uri, conduit_strerror(r));
         }

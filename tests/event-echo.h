@@ -36,15 +36,16 @@ struct echo_clients {
         const char *uri;
         int n;
         size_t size;
-        unsigned char *data; /* what each client sends */
+        unsigned char *data; /* client i sends size bytes from data + i */
         struct echo_client *c;
         int ok, failed;
         bool finished;
         char first_error[512];
 };
 
-/* n clients connect to uri at once, each sends size bytes, finishes its
- * write side and checks that exactly those bytes come back before EOF. */
+/* n clients connect to uri at once, each sends size bytes of its own (a
+ * stream crossed with another's shows), finishes its write side and checks
+ * that exactly those bytes come back before EOF. */
 void echo_clients_start(struct echo_clients *cl, conduit_loop *loop, const char *uri, int n,
                         size_t size);
 void echo_clients_free(struct echo_clients *cl);

@@ -20,7 +20,7 @@
 # itself.
 set -u
 
-TESTS=(conformance-vsock conformance-hyperv conformance-tls-vsock vsock cat-vsock)
+TESTS=(conformance-vsock conformance-hyperv conformance-tls-vsock vsock vsock-event cat-vsock)
 if [ "${1:-}" = --list ]; then
         printf '%s\n' "${TESTS[@]}"
         exit 0
@@ -100,6 +100,7 @@ for t in "${TESTS[@]}"; do
         case $t in
         conformance-*) run "$t" "$BIN/test-conformance" "${t#conformance-}" ;;
         vsock) run "$t" "$BIN/test-vsock" ;;
+        vsock-event) run "$t" "$BIN/test-vsock-event" ;;
         cat-vsock) run "$t" /bin/bash "$HERE/cat-vsock.sh" ;;
         esac
 done

@@ -17,7 +17,8 @@
 #     with `dpkg -x` (never installed); reused on later runs;
 #  3. builds an initramfs: busybox, the three vsock modules, the test
 #     programs, libconduit, socat and bash with every shared library they
-#     need, and the guest scripts (tests/vm/guest-tests.sh runs them;
+#     need (ldd's list: libevent and OpenSSL for test-vsock-event too), and
+#     the guest scripts (tests/vm/guest-tests.sh runs them;
 #     tests/tap-lib.sh goes next to tests/vm/cat-vsock.sh, which sources it);
 #  4. boots it under TCG (KVM is not used: it hangs on the machine this was
 #     written on) with a bounded run time, capturing the serial console;
@@ -91,7 +92,8 @@ for b in /bin/busybox /usr/bin/busybox "$(command -v busybox)"; do
 done
 [ -n "$BUSYBOX" ] || unavailable "no static busybox (package busybox-static)"
 
-BINS=("$BUILDDIR/tests/test-conformance" "$BUILDDIR/tests/test-vsock" "$BUILDDIR/src/cli/conduit-cat")
+BINS=("$BUILDDIR/tests/test-conformance" "$BUILDDIR/tests/test-vsock"
+        "$BUILDDIR/tests/test-vsock-event" "$BUILDDIR/src/cli/conduit-cat")
 LIBCONDUIT=$BUILDDIR/libconduit.so.0
 for f in "${BINS[@]}" "$LIBCONDUIT"; do
         [ -e "$f" ] || broken "$f is missing: build the project first (meson compile -C $BUILDDIR)"
