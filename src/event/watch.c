@@ -36,6 +36,17 @@ struct conduit_watch {
 
 static void update(conduit_watch *w);
 
+/* Runs on_now on the loop's next pass. Not event_active(): libevent runs
+ * what a callback activates in the same pass, so a flow that stays ready
+ * (a regular file, plaintext the program leaves unread) would starve
+ * every other event and timer; a timer that is due now waits for the
+ * next pass, after the descriptors were polled. */
+static void kick(conduit_watch *w)
+{
+        static const struct timeval now = { 0, 0 };
+        event_add(w->now, &now);
+}
+
 static void destroy(conduit_watch *w)
 {
         conduit__loop_remove(&w->obj);
@@ -94,7 +105,7 @@ static void dispatch(conduit_watch *w, int events)
                 return;
         }
         if (w->closing) {
-                event_active(w->now, 0, 0);
+                kick(w);
                 return;
         }
         arm_timer(w);
@@ -212,7 +223,7 @@ static void update(conduit_watch *w)
         if (!w->always_ready)
                 watch_fds(w, rw, ww);
         if (ready || (w->always_ready && w->want))
-                event_active(w->now, 0, 0);
+                kick(w);
 }
 
 int conduit__watch_new(conduit_loop *loop, conduit_flow *f, conduit_watch_cb *cb, void *userdata,
@@ -356,7 +367,7 @@ static void step_close(conduit_watch *w)
                         }
                 }
                 /* a peer that keeps sending: let others run */
-                event_active(w->now, 0, 0);
+                kick(w);
                 return;
         }
         finish_close(w, 0);
@@ -387,5 +398,5 @@ void conduit_watch_close(conduit_watch *w, conduit_closed_cb *cb, void *userdata
                 event_add(w->timer, &tv);
         }
         if (!w->in_cb)
-                event_active(w->now, 0, 0);
+                kick(w);
 }
