@@ -21,14 +21,16 @@ if setup build; then
   run meson test -C build --print-errorlogs --num-processes 2
   logs+=(build/meson-logs/testlog.json)
   # the QEMU guest tests (suite vm) run in the default build only: the
-  # guest runs its own copies of the binaries, without valgrind or ASan
-  run meson test -C build --setup valgrind --no-suite lint --no-suite vm --print-errorlogs \
-    --num-processes 2
+  # guest runs its own copies of the binaries, without valgrind or ASan;
+  # so does the scale suite (10,000 flows: far too slow under either)
+  run meson test -C build --setup valgrind --no-suite lint --no-suite vm --no-suite scale \
+    --print-errorlogs --num-processes 2
   logs+=(build/meson-logs/testlog-valgrind.json)
 fi
 if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    run meson test -C build-asan --no-suite lint --no-suite vm --print-errorlogs --num-processes 2
+    run meson test -C build-asan --no-suite lint --no-suite vm --no-suite scale --print-errorlogs \
+      --num-processes 2
   logs+=(build-asan/meson-logs/testlog.json)
 fi
 CC=clang setup build-clang || status=1
