@@ -21,7 +21,7 @@ TESTDIR=${CONDUIT_TESTDIR:-$(dirname "$0")}
 
 conduit_cat_command "$CAT_BIN" 60 # TO: seconds any one step may take
 tap_tmpdir "${TMPDIR:-/tmp}/conduit-cat-test.XXXXXX"
-tap_plan 43
+tap_plan 49
 make_test_data
 
 # ---- transports -------------------------------------------------------------------
@@ -55,9 +55,10 @@ socat_to() { # transport, bound URI -> socat address connecting to it
 }
 
 # Starts a socat listener for transport $1 running socat address $2 on
-# each connection; sets CAT_TO (the conduit-cat URI reaching it).
+# each connection (options $3 added to the listening address: ",fork"
+# serves many); sets CAT_TO (the conduit-cat URI reaching it).
 start_socat_listener() {
-        local tr=$1 peer=$2 port name laddr wait_kind wait_what
+        local tr=$1 peer=$2 opts=${3:-} port name laddr wait_kind wait_what
         case $tr in
         tcp4)
                 port=$(free_port 4) || return 1
@@ -83,7 +84,7 @@ start_socat_listener() {
                 wait_kind=unix wait_what=@$name
                 ;;
         esac
-        timeout "$TO" socat -t 30 "$laddr" "$peer" 2>>"$D/socat.err" &
+        timeout "$TO" socat -t 30 "$laddr$opts" "$peer" 2>>"$D/socat.err" &
         BG+=("$!")
         SOCAT_PID=$!
         wait_listening "$wait_kind" "$wait_what" || {
@@ -230,6 +231,197 @@ if $have_socat && $have_python; then
         t "$NAME_KEEP" keep_open
 else
         for name in "$NAME_RELAY_CONNECT" "$NAME_RELAY_LISTEN" "$NAME_KEEP"; do
+                skip "$name" "socat or python3 not installed"
+        done
+fi
+
+# ---- -k: every client at once -------------------------------------------------------------
+
+# Waits (bounded) until file $1 exists; gives up once the test is over, so
+# that a helper feeding some stdin does not outlive its test for long.
+until_file() {
+        local i
+        for ((i = 0; i < TO * 10; i++)); do
+                [ -e "$1" ] && return 0
+                [ -e "$D/stop" ] || [ ! -d "$D" ] && return 1
+                sleep 0.1
+        done
+        return 1
+}
+export -f until_file
+
+# The -l -k conduit-cat under test logs to k.err (-v).
+accepted() { grep -c '^conduit-cat: accepted from ' "$D/k.err" 2>/dev/null; }
+
+# Waits (bounded) until conduit-cat (CAT_PID) has accepted $1 clients.
+wait_accepted() {
+        local i
+        for ((i = 0; i < TO * 10; i++)); do
+                [ "$(accepted)" -ge "$1" ] && return 0
+                kill -0 "$CAT_PID" 2>/dev/null || return 1
+                sleep 0.1
+        done
+        return 1
+}
+
+# conduit-cat -v -l -k ARGS... in the background, stdin from /dev/null;
+# sets CAT_PID and BOUND (the bound URI).
+start_cat_k() {
+        timeout "$TO" "${CAT[@]}" -v -l -k "$@" </dev/null >"$D/k.out" 2>"$D/k.err" &
+        CAT_PID=$!
+        BG+=("$CAT_PID")
+        BOUND=$(listen_uri "$D/k.err" "$CAT_PID") || { why "no 'listening on' line"; return 1; }
+}
+
+# -l -k URI1 URI2 in front of an echo server, over transport $1: 20 socat
+# clients connect, and only once conduit-cat has accepted every one (so
+# all are connected at the same time) does each send 256 KiB of its own
+# random bytes; each must get exactly its own bytes back.
+relay_k_many() { # transport
+        local tr=$1 n=20 i rc to pids=()
+        start_socat_listener "$tr" "EXEC:cat" ",fork" || return 1
+        transport "$tr"
+        start_cat_k "$LISTEN_URI" "$CAT_TO" || return 1
+        to=$(socat_to "$tr" "$BOUND")
+        for ((i = 0; i < n; i++)); do
+                head -c 262144 /dev/urandom >"$D/data$i"
+                { until_file "$D/go" && cat "$D/data$i"; } |
+                        timeout "$TO" socat -t 30 - "$to" >"$D/echo$i" 2>>"$D/socat.err" &
+                pids+=("$!")
+                BG+=("$!")
+        done
+        wait_accepted "$n" || { why "only $(accepted) of $n clients accepted at once"; return 1; }
+        touch "$D/go"
+        for ((i = 0; i < n; i++)); do
+                wait_pid "${pids[$i]}"
+                rc=$?
+                [ "$rc" = 0 ] || { why "client $i: socat exited with $rc"; return 1; }
+                cmp -s "$D/echo$i" "$D/data$i" || {
+                        why "client $i got back $(wc -c <"$D/echo$i") bytes that differ from the 262144 it sent"
+                        return 1
+                }
+        done
+        kill -0 "$CAT_PID" 2>/dev/null || { why "conduit-cat -k did not keep running"; return 1; }
+}
+
+# A client that connects and sends nothing (its stdin stays open) does not
+# keep the next client from being served, and stays connected meanwhile.
+relay_k_idle() {
+        local to rc idle
+        start_socat_listener tcp4 "EXEC:cat" ",fork" || return 1
+        start_cat_k tcp://127.0.0.1:0 "$CAT_TO" || return 1
+        to=$(socat_to tcp4 "$BOUND")
+        mkfifo "$D/idle-in"
+        { exec sleep 600; } >"$D/idle-in" 2>/dev/null &
+        BG+=("$!")
+        timeout "$TO" socat -t 30 - "$to" <"$D/idle-in" >"$D/idle-out" 2>>"$D/socat.err" &
+        idle=$!
+        BG+=("$idle")
+        wait_accepted 1 || { why "the idle client was not accepted"; return 1; }
+        head -c 262144 /dev/urandom >"$D/data"
+        timeout "$TO" socat -t 30 - "$to" <"$D/data" >"$D/echo" 2>>"$D/socat.err"
+        rc=$?
+        [ "$rc" = 0 ] || { why "the second client: socat exited with $rc"; return 1; }
+        cmp -s "$D/echo" "$D/data" ||
+                { why "the second client got back $(wc -c <"$D/echo") bytes, not its 262144"; return 1; }
+        kill -0 "$idle" 2>/dev/null || { why "the idle client is no longer connected"; return 1; }
+        [ "$(accepted)" = 2 ] || { why "expected two 'accepted from' lines"; return 1; }
+}
+
+# Half-close through the concurrent relay: three clients on a Unix socket,
+# all connected at once, each relayed to a TCP peer that answers with the
+# sha256 of what it received, which it can only do once that client's EOF
+# was carried across as a write shutdown.
+relay_k_reply() {
+        local n=3 i rc to pids=()
+        start_socat_listener tcp4 "SYSTEM:sha256sum" ",fork" || return 1
+        transport unix
+        start_cat_k "$LISTEN_URI" "$CAT_TO" || return 1
+        to=$(socat_to unix "$BOUND")
+        for ((i = 0; i < n; i++)); do
+                head -c 262144 /dev/urandom >"$D/data$i"
+                sha256sum <"$D/data$i" >"$D/sum$i"
+                { until_file "$D/go" && cat "$D/data$i"; } |
+                        timeout "$TO" socat -t 30 - "$to" >"$D/reply$i" 2>>"$D/socat.err" &
+                pids+=("$!")
+                BG+=("$!")
+        done
+        wait_accepted "$n" || { why "only $(accepted) of $n clients accepted at once"; return 1; }
+        touch "$D/go"
+        for ((i = 0; i < n; i++)); do
+                wait_pid "${pids[$i]}"
+                rc=$?
+                [ "$rc" = 0 ] || { why "client $i: socat exited with $rc"; return 1; }
+                cmp -s "$D/reply$i" "$D/sum$i" ||
+                        { why "client $i got '$(head -c 100 "$D/reply$i")', not the sha256 of its data"; return 1; }
+        done
+}
+
+# Half-close the other way through the -k relay: the peer (socat) sends f2
+# and its EOF; the client (a conduit-cat: socat does not pass an EOF on to
+# its stdout while its stdin is open) produces f1 only once that EOF has
+# closed its stdout, and the peer must still receive all of it.
+relay_k_late() {
+        local rc
+        cp "$TMP/f1" "$TMP/f2" "$D/"
+        start_socat_listener tcp4 "$(socat_side late)" || return 1
+        local peer=$SOCAT_PID
+        start_cat_k tcp://127.0.0.1:0 "$CAT_TO" || return 1
+        timeout "$TO" bash -c "$(cat_side late)" _ "${CAT[@]}" -v "$BOUND"
+        rc=$?
+        [ "$rc" = 0 ] || { why "the client (conduit-cat) exited with $rc"; return 1; }
+        wait_pid "$peer" || { why "the peer: socat exited with $?"; return 1; }
+        check_result late
+}
+
+# -l -k URI with two clients at once (ncat's way): what either sends goes
+# to stdout, and stdin (1 MiB, sent once both are connected) goes to both.
+stdio_k_two() {
+        local i rc to pids=()
+        mkfifo "$D/in"
+        { until_file "$D/go" && cat "$TMP/f1"; } >"$D/in" 2>/dev/null &
+        BG+=("$!")
+        timeout "$TO" "${CAT[@]}" -v -l -k tcp://127.0.0.1:0 <"$D/in" >"$D/k.out" 2>"$D/k.err" &
+        CAT_PID=$!
+        BG+=("$CAT_PID")
+        BOUND=$(listen_uri "$D/k.err" "$CAT_PID") || { why "no 'listening on' line"; return 1; }
+        to=$(socat_to tcp4 "$BOUND")
+        for i in 1 2; do
+                printf 'client %s\n' "$i" |
+                        timeout "$TO" socat -t 30 - "$to" >"$D/recv$i" 2>>"$D/socat.err" &
+                pids+=("$!")
+                BG+=("$!")
+        done
+        wait_accepted 2 || { why "only $(accepted) of 2 clients accepted at once"; return 1; }
+        touch "$D/go"
+        for i in 1 2; do
+                wait_pid "${pids[$((i - 1))]}"
+                rc=$?
+                [ "$rc" = 0 ] || { why "client $i: socat exited with $rc"; return 1; }
+                cmp -s "$D/recv$i" "$TMP/f1" ||
+                        { why "client $i got $(wc -c <"$D/recv$i") bytes, not the 1 MiB of stdin"; return 1; }
+        done
+        printf 'client %s\n' 1 2 >"$D/expected"
+        sort "$D/k.out" | cmp -s - "$D/expected" || { why "stdout: '$(head -c 100 "$D/k.out")'"; return 1; }
+        kill -0 "$CAT_PID" 2>/dev/null || { why "conduit-cat -k did not keep running"; return 1; }
+}
+
+NAME_K_TCP="-k relay: 20 clients at once over TCP, 256 KiB each echoed byte for byte"
+NAME_K_UNIX="-k relay: 20 clients at once over a Unix socket, 256 KiB each echoed"
+NAME_K_IDLE="-k relay: a client that sends nothing does not hold up the next one"
+NAME_K_REPLY="-k relay: half-close, three clients at once each get the sha256 of their data"
+NAME_K_LATE="-k relay: half-close, the peer's EOF closes the client's stdout, its data still flows"
+NAME_K_STDIO="-k stdio: two clients at once both get stdin, stdout gets what both sent"
+if $have_socat && $have_python; then
+        t "$NAME_K_TCP" relay_k_many tcp4
+        t "$NAME_K_UNIX" relay_k_many unix
+        t "$NAME_K_IDLE" relay_k_idle
+        t "$NAME_K_REPLY" relay_k_reply
+        t "$NAME_K_LATE" relay_k_late
+        t "$NAME_K_STDIO" stdio_k_two
+else
+        for name in "$NAME_K_TCP" "$NAME_K_UNIX" "$NAME_K_IDLE" "$NAME_K_REPLY" "$NAME_K_LATE" \
+                "$NAME_K_STDIO"; do
                 skip "$name" "socat or python3 not installed"
         done
 fi

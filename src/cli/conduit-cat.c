@@ -1,19 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /* conduit-cat: a socat/ncat-like tool on the public libconduit API only.
  *
- * Every mode comes down to one relay between two flows: stdin/stdout are
- * wrapped as a flow too, so connecting, listening and relaying between two
- * peers share one engine. The engine runs both flows non-blocking under one
- * poll() loop, asks each flow which readiness it waits for (a TLS read may
- * wait for writability), carries a half-close across (EOF from one side
- * becomes a write shutdown of the other) and ends when both directions are
- * done: no timers, no fixed cut-off. The manual is docs/conduit-cat.1. */
+ * Every mode comes down to relays between two flows: stdin/stdout are
+ * wrapped as flows too, so connecting, listening and relaying between two
+ * peers share one engine. Everything runs on one libevent loop through
+ * libconduit's event API: a readiness watch per flow (which accounts for a
+ * TLS read waiting for writability and for decrypted data already
+ * buffered), a listener that accepts and runs TLS handshakes concurrently,
+ * asynchronous connects for the relays of accepted clients. A relay
+ * carries a half-close across (EOF from one side becomes a write shutdown
+ * of the other) and ends when both directions are done: no timers, no
+ * fixed cut-off. With -l -k every client is served at once, in a relay of
+ * its own. The manual is docs/conduit-cat.1. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,19 +26,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include <conduit/conduit.h>
 
 #define PROG "conduit-cat"
 
 /* Per direction: large reads keep the syscall count low on fast links. */
 #define RELAY_BUF_SIZE (128 * 1024)
-/* Operations one direction may run before the other gets its turn. */
+/* Operations one direction may run before the loop serves others. */
 #define STEP_BUDGET 16
-/* How long to wait before accepting again after EMFILE/ENFILE or another
- * failed accept, so that a full descriptor table does not spin the CPU. */
-#define ACCEPT_RETRY_MS 100
-/* A flow without a descriptor cannot be polled: look at it this often. */
-#define NO_FD_POLL_MS 10
 
 /* --cafile, --capath, --cert, --key, --servername, --alpn, --pin, --min-tls,
  * --insecure: one option each. */
@@ -51,6 +51,23 @@ enum cat_exit {
         CAT_EXIT_TLS_VERIFY = 6,  /* the TLS peer failed verification */
         CAT_EXIT_UNSUPPORTED = 7, /* a transport this build has no backend for */
 };
+
+/* One side of a relay, with the names its two halves have in messages. A
+ * peer is one flow. stdin and stdout are a flow each, with a watch each:
+ * a watch takes a regular file (or /dev/null) as always ready, and that
+ * must not make it spin while the other descriptor is a full pipe. */
+struct end {
+        conduit_flow *rf;  /* until the relay starts: the flow read from */
+        conduit_flow *wf;  /* and the one written to (rf, but for stdio) */
+        conduit_watch *rw; /* once it runs: their watches, which own them */
+        conduit_watch *ww;
+        char *rname; /* where data read from it comes from: "stdin", a peer URI */
+        char *wname; /* where data written to it goes: "stdout", a peer URI */
+        bool shared; /* the stdio of -l -k URI, every client's (struct hub) */
+};
+
+struct session;
+struct hub;
 
 struct cat {
         conduit_ctx *ctx;
@@ -74,6 +91,21 @@ struct cat {
         /* The last library trace, so that our own identical line ("connected
          * to X", "listening on X") is not printed twice. */
         char *lib_last;
+        /* The last library warning, printed once however often it comes
+         * (a full descriptor table pauses accepting every 100 ms). */
+        char *lib_warning;
+
+        struct event_base *base;
+        conduit_loop *loop;
+        conduit_loop_listener *listener;
+        struct end io;            /* stdin/stdout, until a relay or the hub takes them */
+        struct hub *hub;          /* -l -k URI */
+        struct session *sessions; /* every relay, and every client waiting for its connect */
+        struct event *stdout_closer;
+        struct event *listener_closer;
+        bool accepted; /* without -k: the one client came */
+        int live;      /* the listener and the sessions: the loop ends at 0 */
+        int status;    /* the exit status, from the last relay or failure */
 };
 
 /* ---- messages ------------------------------------------------------------ */
@@ -118,10 +150,18 @@ static void trace(struct cat *c, int level, const char *fmt, ...)
         c->lib_last = NULL;
 }
 
+/* The library's traces under -v; its warnings always, each once. */
 static void log_cb(void *userdata, int level, const char *message)
 {
         struct cat *c = userdata;
-        (void)level;
+        if (level <= CONDUIT_LOG_WARNING) {
+                if (c->lib_warning && strcmp(c->lib_warning, message) == 0)
+                        return;
+                free(c->lib_warning);
+                c->lib_warning = strdup(message);
+        } else if (c->verbose < 1) {
+                return;
+        }
         fprintf(stderr, PROG ": %s\n", message);
         free(c->lib_last);
         c->lib_last = strdup(message);
@@ -189,21 +229,7 @@ static double now_s(void)
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void wait_ms(int ms)
-{
-        poll(NULL, 0, ms);
-}
-
 /* ---- the relay -------------------------------------------------------------- */
-
-/* One flow of a relay, with the names its two halves have in messages. */
-struct end {
-        conduit_flow *flow;
-        char *rname; /* where data read from it comes from: "stdin", a peer URI */
-        char *wname; /* where data written to it goes: "stdout", a peer URI */
-        bool shared; /* stdio under -k: it outlives the session, so a client's
-                        EOF or failure must not shut it down */
-};
 
 enum dir_state {
         DIR_COPY,     /* reading from src, writing to dst */
@@ -215,22 +241,45 @@ enum dir_state {
 struct dir {
         struct end *src;
         struct end *dst;
-        char *buf;
+        char *buf;       /* RELAY_BUF_SIZE bytes; from the shared stdin, the hub's */
         size_t off, len; /* bytes read but not yet written */
         uint64_t bytes;
         double elapsed; /* seconds from the session start until done */
         enum dir_state state;
-        int err; /* what ended the direction, 0 for EOF */
-        /* Where the last step stopped: the flow and readiness it waits for
-         * (wait_want 0: not blocked, run again at once). */
-        conduit_flow *wait_flow;
-        int wait_want;
-        bool wait_reading;
+        int err;   /* what ended the direction, 0 for EOF */
+        bool owes; /* from the shared stdin: the hub's chunk is not all sent */
 };
 
+/* A relay between two ends, or a client waiting for its relay. */
 struct session {
-        struct dir dir[2];
+        struct cat *c;
+        struct session *prev, *next; /* c->sessions */
+        struct end a, b;
+        struct dir dir[2]; /* a -> b, b -> a */
         double start;
+        conduit_connecting *connecting; /* -l URI1 URI2: the connect to URI2 */
+        /* A client of the hub: the shared stdio stands in for a. queued: in
+         * the hub's queue for stdout. */
+        bool member;
+        bool queued;
+        struct session *qprev, *qnext;
+};
+
+/* -l -k URI: the clients share stdin and stdout, as with ncat. What a
+ * client sends goes to stdout a chunk (one read) at a time, so the output
+ * of clients never mixes within a chunk: the queue holds the clients with
+ * data for stdout, and its head writes. A chunk read from stdin goes to
+ * every client connected when it was read; stdin is read again once each
+ * of them took it all (the slowest client sets the pace), and only while
+ * a client is connected. Once stdin is finished every client, present and
+ * future, gets EOF. */
+struct hub {
+        struct end io;
+        char *buf;      /* the chunk of stdin being sent */
+        size_t owing;   /* clients still sending it */
+        size_t members; /* clients connected */
+        bool eof;       /* stdin is finished */
+        struct session *qhead, *qtail;
 };
 
 /* A flow's name in messages: its peer's URI. An unnamed Unix client prints
@@ -255,14 +304,19 @@ static char *flow_name(conduit_flow *f, const char *fallback)
 
 static void end_init(struct end *e, conduit_flow *f, const char *fallback)
 {
-        *e = (struct end){ .flow = f };
+        *e = (struct end){ .rf = f, .wf = f };
         e->rname = flow_name(f, fallback);
         e->wname = e->rname ? strdup(e->rname) : NULL;
 }
 
 static void end_clear(struct end *e)
 {
-        conduit_flow_free(e->flow);
+        if (e->ww != e->rw)
+                conduit_watch_free(e->ww);
+        conduit_watch_free(e->rw);
+        if (e->wf != e->rf)
+                conduit_flow_free(e->wf);
+        conduit_flow_free(e->rf);
         free(e->rname);
         free(e->wname);
         *e = (struct end){ 0 };
@@ -278,53 +332,171 @@ static const char *wname(const struct end *e)
         return e->wname ? e->wname : "?";
 }
 
-static int stdio_end(struct end *e)
+static conduit_flow *rflow(const struct end *e)
 {
-        conduit_flow *f = NULL;
-        int r = conduit_flow_from_fds(STDIN_FILENO, STDOUT_FILENO, CONDUIT_FD_OWN, &f);
-        if (r < 0) {
-                report("stdin/stdout: %s", conduit_strerror(r));
-                return CAT_EXIT_ERROR;
-        }
-        *e = (struct end){ .flow = f, .rname = strdup("stdin"), .wname = strdup("stdout") };
-        return 0;
+        return conduit_watch_flow(e->rw);
 }
 
-static void dir_finish(struct session *s, struct dir *d)
+static conduit_flow *wflow(const struct end *e)
 {
-        d->state = DIR_DONE;
-        d->len = 0;
-        d->elapsed = now_s() - s->start;
+        return conduit_watch_flow(e->ww);
 }
 
-static void dir_block(struct dir *d, conduit_flow *f, bool reading)
+static void report_io(const char *what, conduit_flow *f, const char *name, int err)
 {
-        int w = conduit_flow_wants(f) & (CONDUIT_WANT_READ | CONDUIT_WANT_WRITE);
-        d->wait_flow = f;
-        d->wait_want = w ? w : reading ? CONDUIT_WANT_READ : CONDUIT_WANT_WRITE;
-        d->wait_reading = reading;
-}
-
-static void report_io(const char *what, const struct end *e, const char *name, int err)
-{
-        const char *detail = conduit_flow_error_message(e->flow);
+        const char *detail = conduit_flow_error_message(f);
         if (*detail)
                 report("%s %s: %s: %s", what, name, conduit_strerror(err), detail);
         else
                 report("%s %s: %s", what, name, conduit_strerror(err));
 }
 
+/* stdin and stdout, as a flow each. They are not closed at the end (the
+ * exit does it) and keep their file status flags: a terminal may be
+ * shared with the shell. */
+static int stdio_end(struct end *e)
+{
+        conduit_flow *in = NULL, *out = NULL;
+        int r = conduit_flow_from_fd(STDIN_FILENO, 0, &in);
+        if (r >= 0)
+                r = conduit_flow_from_fd(STDOUT_FILENO, 0, &out);
+        if (r < 0) {
+                conduit_flow_free(in);
+                report("stdin/stdout: %s", conduit_strerror(r));
+                return CAT_EXIT_ERROR;
+        }
+        *e = (struct end){
+                .rf = in, .wf = out, .rname = strdup("stdin"), .wname = strdup("stdout")
+        };
+        return 0;
+}
+
+/* Hands e's flows to watches calling rcb (reads) and wcb (writes). On
+ * failure the flows not yet watched stay in e, for end_clear(). */
+static int end_watch(struct cat *c, struct end *e, conduit_watch_cb *rcb, conduit_watch_cb *wcb,
+                     void *userdata)
+{
+        bool one = e->wf == e->rf;
+        int r = conduit_loop_watch(c->loop, e->rf, rcb, userdata, &e->rw);
+        if (r < 0) {
+                report_io("cannot watch", e->rf, rname(e), r);
+                return CAT_EXIT_ERROR;
+        }
+        e->rf = NULL;
+        if (one) {
+                e->wf = NULL;
+                e->ww = e->rw;
+                return 0;
+        }
+        r = conduit_loop_watch(c->loop, e->wf, wcb, userdata, &e->ww);
+        if (r < 0) {
+                report_io("cannot watch", e->wf, wname(e), r);
+                return CAT_EXIT_ERROR;
+        }
+        e->wf = NULL;
+        return 0;
+}
+
+/* Standard output has no half-close when it is a pipe: its reader sees
+ * EOF once the descriptor is closed. Replacing it by /dev/null closes it
+ * and keeps descriptor 1 from going to the next socket. This runs from
+ * the loop, after the callback that freed stdout's watch: its event is
+ * gone by then. */
+static void close_stdout(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd, (void)what, (void)arg;
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null < 0 || dup2(null, STDOUT_FILENO) < 0)
+                close(STDOUT_FILENO);
+        if (null >= 0)
+                close(null);
+}
+
+/* The write shutdown of e; stdout is closed as well (close_stdout). */
+static int end_shutdown_write(struct cat *c, struct end *e)
+{
+        int r = conduit_flow_shutdown(wflow(e), CONDUIT_SHUT_WR);
+        if (r == -EAGAIN || e->ww == e->rw)
+                return r;
+        e->ww = conduit_watch_free(e->ww);
+        event_active(c->stdout_closer, 0, 0);
+        return r;
+}
+
+/* ---- the hub's queue for stdout ------------------------------------------------- */
+
+static void hub_enqueue(struct hub *h, struct session *s)
+{
+        if (s->queued)
+                return;
+        s->queued = true;
+        s->qnext = NULL;
+        s->qprev = h->qtail;
+        if (h->qtail)
+                h->qtail->qnext = s;
+        else
+                h->qhead = s;
+        h->qtail = s;
+}
+
+static void hub_dequeue(struct hub *h, struct session *s)
+{
+        if (!s->queued)
+                return;
+        s->queued = false;
+        if (s->qprev)
+                s->qprev->qnext = s->qnext;
+        else
+                h->qhead = s->qnext;
+        if (s->qnext)
+                s->qnext->qprev = s->qprev;
+        else
+                h->qtail = s->qprev;
+        s->qprev = s->qnext = NULL;
+}
+
+/* d of client s has nothing buffered any more: it owes the hub nothing
+ * and lets the next client write to stdout. */
+static void hub_settle(struct hub *h, struct session *s, struct dir *d)
+{
+        if (d->owes) {
+                d->owes = false;
+                h->owing--;
+        }
+        if (d->dst->shared)
+                hub_dequeue(h, s);
+}
+
+/* What the shared stdin and stdout wait for. */
+static void hub_wants(struct hub *h)
+{
+        conduit_watch_set(h->io.rw,
+                          h->members > 0 && !h->eof && h->owing == 0 ? CONDUIT_EV_READ : 0);
+        conduit_watch_set(h->io.ww, h->qhead ? CONDUIT_EV_WRITE : 0);
+}
+
+/* ---- one direction ------------------------------------------------------------ */
+
+static void dir_finish(struct cat *c, struct session *s, struct dir *d)
+{
+        d->state = DIR_DONE;
+        d->len = 0;
+        d->elapsed = now_s() - s->start;
+        if (s->member)
+                hub_settle(c->hub, s, d);
+}
+
 /* dst cannot take data any more: this direction is over, and so is reading
  * its source, whose data would have nowhere to go. */
 static void dir_write_failed(struct cat *c, struct session *s, struct dir *d, int err)
 {
-        report_io("write to", d->dst, wname(d->dst), err);
+        report_io("write to", wflow(d->dst), wname(d->dst), err);
         d->err = err;
         if (!d->src->shared) {
                 trace(c, 1, "shutting down read side of %s", rname(d->src));
-                conduit_flow_shutdown(d->src->flow, CONDUIT_SHUT_RD);
+                conduit_flow_shutdown(rflow(d->src), CONDUIT_SHUT_RD);
         }
-        dir_finish(s, d);
+        dir_finish(c, s, d);
 }
 
 /* Read errors that mean the whole connection is gone, not just its
@@ -357,37 +529,40 @@ static void drop_reverse(struct cat *c, struct session *s, struct dir *d)
                 return;
         trace(c, 1, "%s is gone: no longer reading %s", wname(r->dst), rname(r->src));
         if (!r->src->shared)
-                conduit_flow_shutdown(r->src->flow, CONDUIT_SHUT_RD);
+                conduit_flow_shutdown(rflow(r->src), CONDUIT_SHUT_RD);
         r->err = r->err ? r->err : d->err;
-        dir_finish(s, r);
+        dir_finish(c, s, r);
 }
 
 /* Moves data from src to dst until one of them would block or the budget
- * is spent. */
+ * is spent. What it waits for then follows from its state (session_wants). */
 static void dir_step(struct cat *c, struct session *s, struct dir *d)
 {
-        d->wait_want = 0;
         for (int budget = STEP_BUDGET; budget > 0 && d->state != DIR_DONE; budget--) {
                 if (d->state == DIR_SHUTDOWN) {
                         if (d->dst->shared) {
-                                dir_finish(s, d);
+                                dir_finish(c, s, d);
                                 return;
                         }
-                        int r = conduit_flow_shutdown(d->dst->flow, CONDUIT_SHUT_WR);
-                        if (r == -EAGAIN) {
-                                dir_block(d, d->dst->flow, false);
+                        int r = end_shutdown_write(c, d->dst);
+                        if (r == -EAGAIN)
                                 return;
-                        }
                         if (r < 0)
                                 trace(c, 1, "shutting down write side of %s: %s", wname(d->dst),
                                       conduit_strerror(r));
-                        dir_finish(s, d);
+                        dir_finish(c, s, d);
                         return;
                 }
                 if (d->len > 0) {
-                        ssize_t n = conduit_flow_write(d->dst->flow, d->buf + d->off, d->len);
+                        /* the shared stdout: another client's chunk first */
+                        if (d->dst->shared && c->hub->qhead && c->hub->qhead != s) {
+                                hub_enqueue(c->hub, s);
+                                return;
+                        }
+                        ssize_t n = conduit_flow_write(wflow(d->dst), d->buf + d->off, d->len);
                         if (n == -EAGAIN) {
-                                dir_block(d, d->dst->flow, false);
+                                if (d->dst->shared)
+                                        hub_enqueue(c->hub, s);
                                 return;
                         }
                         if (n < 0) {
@@ -398,24 +573,35 @@ static void dir_step(struct cat *c, struct session *s, struct dir *d)
                         d->off += (size_t)n;
                         d->len -= (size_t)n;
                         d->bytes += (uint64_t)n;
+                        if (s->member && d->len == 0)
+                                hub_settle(c->hub, s, d);
+                        else if (d->dst->shared) /* the rest of the chunk comes next */
+                                hub_enqueue(c->hub, s);
                         continue;
                 }
-                ssize_t n = conduit_flow_read(d->src->flow, d->buf, RELAY_BUF_SIZE);
-                if (n == -EAGAIN) {
-                        dir_block(d, d->src->flow, true);
-                        return;
+                if (d->src->shared) {
+                        /* stdin's chunks come from the hub (hub_read) */
+                        if (!c->hub->eof)
+                                return;
+                        trace(c, 1, "EOF from %s, shutting down write side of %s", rname(d->src),
+                              wname(d->dst));
+                        d->state = DIR_SHUTDOWN;
+                        continue;
                 }
+                ssize_t n = conduit_flow_read(rflow(d->src), d->buf, RELAY_BUF_SIZE);
+                if (n == -EAGAIN)
+                        return;
                 if (n <= 0) {
                         if (n < 0) {
                                 /* A broken source ends like a finished one: the
                                  * other side learns that no more data comes. */
-                                report_io("read from", d->src, rname(d->src), (int)n);
+                                report_io("read from", rflow(d->src), rname(d->src), (int)n);
                                 d->err = (int)n;
                                 if (connection_broken((int)n))
                                         drop_reverse(c, s, d);
                         }
                         if (d->dst->shared)
-                                trace(c, 1, "%s from %s, %s stays open for the next client",
+                                trace(c, 1, "%s from %s, %s stays open for the other clients",
                                       n == 0 ? "EOF" : "error", rname(d->src), wname(d->dst));
                         else
                                 trace(c, 1, "%s from %s, shutting down write side of %s",
@@ -429,33 +615,7 @@ static void dir_step(struct cat *c, struct session *s, struct dir *d)
         }
 }
 
-/* Adds the descriptors d waits for to p; lowers *timeout when d can go on
- * without waiting. */
-static void dir_poll(const struct dir *d, struct pollfd *p, nfds_t *n, int *timeout)
-{
-        if (d->state == DIR_DONE)
-                return;
-        /* not blocked (budget spent), or a flow holding data already read */
-        if (d->wait_want == 0 || (d->wait_reading && conduit_flow_pending(d->wait_flow) > 0)) {
-                *timeout = 0;
-                return;
-        }
-        static const int wants[2] = { CONDUIT_WANT_READ, CONDUIT_WANT_WRITE };
-        for (int i = 0; i < 2; i++) {
-                if (!(d->wait_want & wants[i]))
-                        continue;
-                int fd = conduit_flow_poll_fd(d->wait_flow, wants[i]);
-                if (fd < 0) {
-                        if (*timeout < 0 || *timeout > NO_FD_POLL_MS)
-                                *timeout = NO_FD_POLL_MS;
-                        continue;
-                }
-                p[(*n)++] = (struct pollfd){
-                        .fd = fd,
-                        .events = wants[i] == CONDUIT_WANT_READ ? POLLIN : POLLOUT,
-                };
-        }
-}
+/* ---- sessions ------------------------------------------------------------------- */
 
 static void format_rate(double bytes, double secs, char *buf, size_t len)
 {
@@ -482,50 +642,219 @@ static void print_stats(const struct dir *d)
                d->bytes, ms ? d->elapsed * 1000 : d->elapsed, ms ? "ms" : "s", rate);
 }
 
-/* Copies a -> b and b -> a until both directions are done. Returns 0, or
- * CAT_EXIT_ERROR when a direction ended with an error. */
-static int relay(struct cat *c, struct end *a, struct end *b)
+static struct session *session_new(struct cat *c)
 {
-        struct session s = { .start = now_s() };
-        s.dir[0] = (struct dir){ .src = a, .dst = b };
-        s.dir[1] = (struct dir){ .src = b, .dst = a };
-        int status = CAT_EXIT_OK;
-        s.dir[0].buf = malloc(RELAY_BUF_SIZE);
-        s.dir[1].buf = malloc(RELAY_BUF_SIZE);
-        if (!s.dir[0].buf || !s.dir[1].buf) {
+        struct session *s = calloc(1, sizeof(*s));
+        if (!s) {
                 report("out of memory");
-                status = CAT_EXIT_ERROR;
-                goto out;
+                return NULL;
         }
-        conduit_flow_set_nonblocking(a->flow, true);
-        conduit_flow_set_nonblocking(b->flow, true);
+        s->c = c;
+        s->next = c->sessions;
+        if (c->sessions)
+                c->sessions->prev = s;
+        c->sessions = s;
+        c->live++;
+        return s;
+}
 
-        for (;;) {
-                for (int i = 0; i < 2; i++)
-                        if (s.dir[i].state != DIR_DONE)
-                                dir_step(c, &s, &s.dir[i]);
-                if (s.dir[0].state == DIR_DONE && s.dir[1].state == DIR_DONE)
-                        break;
-                struct pollfd p[4];
-                nfds_t n = 0;
-                int timeout = -1;
-                for (int i = 0; i < 2; i++)
-                        dir_poll(&s.dir[i], p, &n, &timeout);
-                if (poll(p, n, timeout) < 0 && errno != EINTR) {
-                        report("poll: %s", strerror(errno));
-                        status = CAT_EXIT_ERROR;
-                        goto out;
-                }
+/* Releases s (a connect in flight included); the loop ends with the last
+ * session once nothing listens. */
+static void session_free(struct session *s)
+{
+        struct cat *c = s->c;
+        if (s->prev)
+                s->prev->next = s->next;
+        else
+                c->sessions = s->next;
+        if (s->next)
+                s->next->prev = s->prev;
+        conduit_connecting_cancel(s->connecting);
+        if (s->member) {
+                hub_settle(c->hub, s, &s->dir[0]);
+                hub_dequeue(c->hub, s);
+                c->hub->members--;
+                hub_wants(c->hub);
+        } else {
+                free(s->dir[0].buf);
         }
-        if (s.dir[0].err || s.dir[1].err)
-                status = CAT_EXIT_ERROR;
+        free(s->dir[1].buf);
+        end_clear(&s->a);
+        end_clear(&s->b);
+        free(s);
+        if (--c->live == 0)
+                event_base_loopbreak(c->base);
+}
+
+static void session_end(struct session *s)
+{
+        struct cat *c = s->c;
+        trace(c, 1, "%s <-> %s: done", rname(s->dir[0].src), rname(s->dir[1].src));
         if (c->stats)
                 for (int i = 0; i < 2; i++)
-                        print_stats(&s.dir[i]);
-out:
-        free(s.dir[0].buf);
-        free(s.dir[1].buf);
-        return status;
+                        print_stats(&s->dir[i]);
+        c->status = s->dir[0].err || s->dir[1].err ? CAT_EXIT_ERROR : CAT_EXIT_OK;
+        session_free(s);
+}
+
+/* What each watch of s waits for: a direction with nothing buffered reads
+ * its source, one holding data (or a write shutdown to finish) writes to
+ * its destination. A flow whose watch asks for nothing is not read, which
+ * is the back-pressure. The shared stdio is the hub's business. */
+static void session_wants(struct session *s)
+{
+        struct end *ends[2] = { &s->a, &s->b };
+        for (int i = 0; i < 2; i++) {
+                struct end *e = ends[i];
+                if (!e->rw)
+                        continue;
+                int rd = 0, wr = 0;
+                for (int k = 0; k < 2; k++) {
+                        const struct dir *d = &s->dir[k];
+                        if (d->src == e && d->state == DIR_COPY && d->len == 0)
+                                rd = CONDUIT_EV_READ;
+                        if (d->dst == e && (d->state == DIR_SHUTDOWN || d->len > 0))
+                                wr = CONDUIT_EV_WRITE;
+                }
+                if (e->ww == e->rw) {
+                        conduit_watch_set(e->rw, rd | wr);
+                } else {
+                        conduit_watch_set(e->rw, rd);
+                        if (e->ww)
+                                conduit_watch_set(e->ww, wr);
+                }
+        }
+        if (s->member)
+                hub_wants(s->c->hub);
+}
+
+/* Steps both directions; may free s. */
+static void session_run(struct session *s)
+{
+        for (int i = 0; i < 2; i++)
+                if (s->dir[i].state != DIR_DONE)
+                        dir_step(s->c, s, &s->dir[i]);
+        if (s->dir[0].state == DIR_DONE && s->dir[1].state == DIR_DONE) {
+                session_end(s);
+                return;
+        }
+        session_wants(s);
+}
+
+static void session_cb(conduit_watch *w, conduit_flow *f, int events, void *userdata)
+{
+        (void)w, (void)f, (void)events;
+        session_run(userdata);
+}
+
+/* Starts relaying a <-> b (for a client of the hub: stdio <-> b). Returns 0
+ * (s may be gone already: a relay can end at once) or the exit status of
+ * a failure, s left to the caller. */
+static int session_start(struct session *s)
+{
+        struct cat *c = s->c;
+        struct end *a = &s->a;
+        if (s->member) {
+                c->hub->members++;
+                a = &c->hub->io;
+        }
+        s->dir[0] = (struct dir){ .src = a, .dst = &s->b };
+        s->dir[1] = (struct dir){ .src = &s->b, .dst = a };
+        s->dir[0].buf = s->member ? c->hub->buf : malloc(RELAY_BUF_SIZE);
+        s->dir[1].buf = malloc(RELAY_BUF_SIZE);
+        if (!s->dir[0].buf || !s->dir[1].buf) {
+                report("out of memory");
+                return CAT_EXIT_ERROR;
+        }
+        int status = s->member ? 0 : end_watch(c, &s->a, session_cb, session_cb, s);
+        if (status == 0)
+                status = end_watch(c, &s->b, session_cb, session_cb, s);
+        if (status != 0)
+                return status;
+        s->start = now_s();
+        session_run(s);
+        return 0;
+}
+
+/* ---- the hub -------------------------------------------------------------------- */
+
+/* stdin is readable: a new chunk for every client, or EOF for all. */
+static void hub_read(conduit_watch *w, conduit_flow *f, int events, void *userdata)
+{
+        (void)w, (void)events;
+        struct cat *c = userdata;
+        struct hub *h = c->hub;
+        if (h->members == 0 || h->eof || h->owing > 0) {
+                hub_wants(h);
+                return;
+        }
+        ssize_t n = conduit_flow_read(f, h->buf, RELAY_BUF_SIZE);
+        if (n == -EAGAIN)
+                return;
+        if (n > 0) {
+                trace(c, 2, "%zd bytes from stdin", n);
+                for (struct session *s = c->sessions; s; s = s->next) {
+                        struct dir *d = &s->dir[0];
+                        if (!s->member || d->state != DIR_COPY)
+                                continue;
+                        d->off = 0;
+                        d->len = (size_t)n;
+                        d->owes = true;
+                        h->owing++;
+                }
+        } else {
+                if (n < 0) /* every client gets EOF, as at the end of stdin */
+                        report_io("read from", f, "stdin", (int)n);
+                h->eof = true;
+        }
+        for (struct session *s = c->sessions, *next; s; s = next) {
+                next = s->next;
+                if (s->member)
+                        session_run(s);
+        }
+        hub_wants(h);
+}
+
+/* stdout is writable: the clients in the queue write, in turn. One round
+ * only: a client that keeps sending waits for the next. */
+static void hub_write(conduit_watch *w, conduit_flow *f, int events, void *userdata)
+{
+        (void)w, (void)f, (void)events;
+        struct cat *c = userdata;
+        struct hub *h = c->hub;
+        for (size_t i = h->members; i > 0 && h->qhead; i--) {
+                struct session *s = h->qhead;
+                session_run(s);
+                if (h->qhead == s) /* stdout is full, or s used its budget */
+                        break;
+        }
+        hub_wants(h);
+}
+
+/* Takes stdio over for the clients of -l -k URI. */
+static int hub_start(struct cat *c)
+{
+        struct hub *h = calloc(1, sizeof(*h));
+        if (!h || !(h->buf = malloc(RELAY_BUF_SIZE))) {
+                free(h);
+                report("out of memory");
+                return CAT_EXIT_ERROR;
+        }
+        c->hub = h;
+        h->io = c->io;
+        h->io.shared = true;
+        c->io = (struct end){ 0 };
+        return end_watch(c, &h->io, hub_read, hub_write, c);
+}
+
+static void hub_free(struct cat *c)
+{
+        if (!c->hub)
+                return;
+        end_clear(&c->hub->io);
+        free(c->hub->buf);
+        free(c->hub);
+        c->hub = NULL;
 }
 
 /* ---- TLS ---------------------------------------------------------------------- */
@@ -543,30 +872,31 @@ static void trace_tls(struct cat *c, const struct end *e)
 {
         if (c->verbose < 1)
                 return;
-        const char *version = query_str(e->flow, CONDUIT_QUERY_TLS_VERSION);
+        const char *version = query_str(e->rf, CONDUIT_QUERY_TLS_VERSION);
         if (!version)
                 return;
-        const char *cipher = query_str(e->flow, CONDUIT_QUERY_TLS_CIPHER);
-        const char *alpn = query_str(e->flow, CONDUIT_QUERY_TLS_ALPN);
-        const char *subject = query_str(e->flow, CONDUIT_QUERY_TLS_PEER_SUBJECT);
+        const char *cipher = query_str(e->rf, CONDUIT_QUERY_TLS_CIPHER);
+        const char *alpn = query_str(e->rf, CONDUIT_QUERY_TLS_ALPN);
+        const char *subject = query_str(e->rf, CONDUIT_QUERY_TLS_PEER_SUBJECT);
         long vr = 0;
         char verify[64] = "";
-        if (conduit_flow_query(e->flow, CONDUIT_QUERY_TLS_VERIFY_RESULT, &vr) == 0 && vr != 0)
+        if (conduit_flow_query(e->rf, CONDUIT_QUERY_TLS_VERIFY_RESULT, &vr) == 0 && vr != 0)
                 snprintf(verify, sizeof(verify), ", verify result %ld (not verified)", vr);
         trace(c, 1, "TLS with %s: %s, cipher %s, ALPN %s, peer certificate %s%s", rname(e), version,
               cipher ? cipher : "?", alpn ? alpn : "none", subject ? subject : "none", verify);
 }
 
-/* Finishes the handshake of a TLS flow (at once if it is done), so that a
- * peer failing verification ends the connect with its own exit status and
- * not as a relay error. Returns 0 or the exit status. */
+/* Finishes the handshake of a TLS flow of a peer not yet watched (at once
+ * if it is done: connects and listeners finish them), so that a peer
+ * failing verification ends the connect with its own exit status and not
+ * as a relay error. Returns 0 or the exit status. */
 static int tls_establish(struct cat *c, const char *name, struct end *e)
 {
-        int r = conduit_tls_handshake(e->flow);
+        int r = conduit_tls_handshake(e->rf);
         if (r == -EINVAL) /* not a TLS flow */
                 return 0;
         if (r < 0) {
-                report_io("TLS handshake with", e, name, r);
+                report_io("TLS handshake with", e->rf, name, r);
                 return exit_status(r);
         }
         trace_tls(c, e);
@@ -575,6 +905,8 @@ static int tls_establish(struct cat *c, const char *name, struct end *e)
 
 /* ---- modes ------------------------------------------------------------------ */
 
+/* Connecting before the loop runs, with nothing else to serve meanwhile,
+ * blocks: conduit_connect(). */
 static int connect_uri(struct cat *c, const char *uri, struct end *ret)
 {
         conduit_flow *f = NULL;
@@ -620,50 +952,113 @@ static int run_resolve(struct cat *c)
         return status;
 }
 
+/* Runs the loop until the last session ends and nothing listens. */
+static int run_loop(struct cat *c)
+{
+        if (c->live > 0 && event_base_dispatch(c->base) < 0) {
+                report("the event loop failed");
+                return CAT_EXIT_ERROR;
+        }
+        return c->status;
+}
+
 /* URI: stdin/stdout <-> URI. URI1 URI2: URI1 <-> URI2. */
 static int run_connect(struct cat *c)
 {
-        struct end a = { 0 }, b = { 0 };
-        int status = c->nuri == 1 ? stdio_end(&a) : connect_uri(c, c->uri[0], &a);
+        struct session *s = session_new(c);
+        if (!s)
+                return CAT_EXIT_ERROR;
+        int status = c->nuri == 1 ? stdio_end(&s->a) : connect_uri(c, c->uri[0], &s->a);
         if (status == 0)
-                status = connect_uri(c, c->uri[c->nuri - 1], &b);
+                status = connect_uri(c, c->uri[c->nuri - 1], &s->b);
         if (status == 0)
-                status = relay(c, &a, &b);
-        end_clear(&a);
-        end_clear(&b);
-        return status;
-}
-
-/* Errors that say the listener itself is broken, not one client. */
-static bool accept_fatal(int err)
-{
-        return err == -EBADF || err == -EINVAL || err == -ENOTSOCK || err == -EFAULT ||
-               err == -ENOMEM;
-}
-
-/* Waits for the next client. A full descriptor table leaves the client
- * queued, so wait a little and try again rather than spin or give up; with
- * -k other per-client failures are reported and skipped. */
-static int accept_next(struct cat *c, conduit_listener *l, conduit_flow **ret)
-{
-        bool warned = false;
-        for (;;) {
-                int r = conduit_listener_accept(l, ret);
-                if (r == 0)
-                        return 0;
-                if (r == -EMFILE || r == -ENFILE) {
-                        if (!warned)
-                                report("accept on %s: %s; retrying every %d ms", c->uri[0],
-                                       conduit_strerror(r), ACCEPT_RETRY_MS);
-                        warned = true;
-                        wait_ms(ACCEPT_RETRY_MS);
-                        continue;
-                }
-                report_error("accept on", c->uri[0], r, conduit_listener_error_message(l));
-                if (!c->keep || accept_fatal(r))
-                        return CAT_EXIT_ERROR;
-                wait_ms(ACCEPT_RETRY_MS);
+                status = session_start(s);
+        if (status != 0) {
+                session_free(s);
+                return status;
         }
+        return run_loop(c);
+}
+
+/* -l URI1 URI2: the connect to URI2 for the client in s->a is done. */
+static void on_connected(conduit_flow *f, int err, void *userdata)
+{
+        struct session *s = userdata;
+        struct cat *c = s->c;
+        int status;
+        s->connecting = NULL;
+        if (err < 0) {
+                report_error("connect", c->uri[1], err, conduit_ctx_error_message(c->ctx));
+                status = exit_status(err);
+        } else {
+                end_init(&s->b, f, c->uri[1]);
+                trace(c, 1, "connected to %s", rname(&s->b));
+                status = tls_establish(c, c->uri[1], &s->b);
+                if (status == 0)
+                        status = session_start(s);
+        }
+        if (status != 0) {
+                c->status = status;
+                session_free(s);
+        }
+}
+
+/* A client, its TLS handshake done. -l URI: its relay with stdio (the
+ * hub's, with -k). -l URI1 URI2: a connect to URI2 first, without blocking
+ * the loop; the client is not read until it is done. */
+static void on_accept(conduit_flow *f, void *userdata)
+{
+        struct cat *c = userdata;
+        if (!c->keep && c->accepted) { /* came in the same batch as the one */
+                conduit_flow_free(f);
+                return;
+        }
+        struct session *s = session_new(c);
+        if (!s) {
+                conduit_flow_free(f);
+                return;
+        }
+        if (!c->keep) { /* one client: release the address now (close_listener) */
+                c->accepted = true;
+                event_active(c->listener_closer, 0, 0);
+        }
+        struct end *peer = c->nuri == 2 ? &s->a : &s->b;
+        end_init(peer, f, "?");
+        trace(c, 1, "accepted from %s", rname(peer));
+        int status = tls_establish(c, rname(peer), peer);
+        if (status == 0 && c->nuri == 2) {
+                trace(c, 1, "connecting to %s", c->uri[1]);
+                int r = conduit_loop_connect(c->loop, c->uri[1], on_connected, s, &s->connecting);
+                if (r < 0) {
+                        report_error("connect", c->uri[1], r, conduit_ctx_error_message(c->ctx));
+                        status = exit_status(r);
+                }
+        } else if (status == 0) {
+                if (c->keep) {
+                        s->member = true;
+                } else {
+                        s->a = c->io;
+                        c->io = (struct end){ 0 };
+                }
+                status = session_start(s);
+        }
+        if (status != 0) {
+                c->status = status;
+                session_free(s);
+        }
+}
+
+/* Without -k, once the client came. Not from on_accept(): when a TLS
+ * handshake finishes within the accept that took the connection, the
+ * loop listener delivers the flow from inside its accept loop and goes on
+ * using itself after the callback, freed or not. */
+static void close_listener(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd, (void)what;
+        struct cat *c = arg;
+        c->listener = conduit_loop_listener_free(c->listener);
+        if (--c->live == 0)
+                event_base_loopbreak(c->base);
 }
 
 /* Whether the listen URI asked for port 0: then the bound address is news
@@ -682,58 +1077,65 @@ static bool asked_any_port(struct cat *c, const char *uri)
 }
 
 /* -l URI: each client <-> stdin/stdout. -l URI1 URI2: each client on URI1
- * <-> a new connection to URI2. Without -k, one client. */
+ * <-> a new connection to URI2. Without -k one client, else every client
+ * at once. */
 static int run_listen(struct cat *c)
 {
-        struct end io = { 0 };
         if (c->nuri == 1) {
-                int status = stdio_end(&io);
+                int status = stdio_end(&c->io);
+                if (status == 0 && c->keep)
+                        status = hub_start(c);
                 if (status != 0)
                         return status;
-                io.shared = c->keep;
         }
-        conduit_listener *l = NULL;
-        int r = conduit_listen(c->ctx, c->uri[0], &l);
+        int r = conduit_loop_listen(c->loop, c->uri[0], on_accept, c, &c->listener);
         if (r < 0) {
                 report_error("listen", c->uri[0], r, conduit_ctx_error_message(c->ctx));
-                end_clear(&io);
                 return listen_exit_status(r);
         }
-        char *bound = endp_name(conduit_listener_endp(l), c->uri[0]);
+        c->live++;
+        char *bound = endp_name(conduit_loop_listener_endp(c->listener), c->uri[0]);
         if (c->verbose == 0 && asked_any_port(c, c->uri[0]))
                 report("listening on %s", bound ? bound : "?");
         else
                 trace(c, 1, "listening on %s", bound ? bound : "?");
         free(bound);
+        return run_loop(c);
+}
 
-        int status;
-        for (;;) {
-                conduit_flow *f = NULL;
-                status = accept_next(c, l, &f);
-                if (status != 0)
-                        break;
-                if (!c->keep)
-                        l = conduit_listener_free(l); /* one client: release the address now */
-                struct end peer, out = { 0 };
-                end_init(&peer, f, "?");
-                trace(c, 1, "accepted from %s", rname(&peer));
-                status = tls_establish(c, rname(&peer), &peer);
-                if (status == 0 && c->nuri == 2) {
-                        status = connect_uri(c, c->uri[1], &out);
-                        if (status == 0)
-                                status = relay(c, &peer, &out);
-                } else if (status == 0) {
-                        status = relay(c, &io, &peer);
-                }
-                end_clear(&peer);
-                end_clear(&out);
-                if (!c->keep)
-                        break;
-                trace(c, 1, "waiting for the next client");
+/* The event loop and what runs on it. Returns -1 to go on, or the exit
+ * status of a failure. */
+static int loop_init(struct cat *c)
+{
+        c->base = event_base_new();
+        if (!c->base) {
+                report("cannot create an event loop");
+                return CAT_EXIT_ERROR;
         }
-        end_clear(&io);
-        conduit_listener_free(l);
-        return status;
+        int r = conduit_loop_new(c->ctx, c->base, &c->loop);
+        c->stdout_closer = event_new(c->base, -1, 0, close_stdout, NULL);
+        c->listener_closer = event_new(c->base, -1, 0, close_listener, c);
+        if (r < 0 || !c->stdout_closer || !c->listener_closer) {
+                report("cannot create an event loop: %s", conduit_strerror(r < 0 ? r : -ENOMEM));
+                return CAT_EXIT_ERROR;
+        }
+        return -1;
+}
+
+static void loop_free(struct cat *c)
+{
+        while (c->sessions)
+                session_free(c->sessions);
+        hub_free(c);
+        end_clear(&c->io);
+        conduit_loop_listener_free(c->listener);
+        conduit_loop_free(c->loop);
+        if (c->stdout_closer)
+                event_free(c->stdout_closer);
+        if (c->listener_closer)
+                event_free(c->listener_closer);
+        if (c->base)
+                event_base_free(c->base);
 }
 
 /* ---- command line ----------------------------------------------------------- */
@@ -784,14 +1186,18 @@ static void usage(FILE *out)
 {
         fputs("Usage: " PROG " [OPTIONS] URI          stdin/stdout <-> a connection to URI\n"
               "       " PROG " [OPTIONS] URI1 URI2    URI1 <-> URI2\n"
-              "       " PROG " -l [-k] [OPTIONS] URI  listen; each client <-> stdin/stdout\n"
+              "       " PROG " -l [-k] [OPTIONS] URI  listen; the client <-> stdin/stdout (-k:\n"
+              "                                          every client at once, sharing them)\n"
               "       " PROG " -l [-k] [OPTIONS] URI1 URI2\n"
-              "                                          listen on URI1; each client <-> URI2\n"
+              "                                          listen on URI1; each client <-> a new\n"
+              "                                          connection to URI2\n"
               "       " PROG " --resolve URI          print the endpoints URI resolves to\n"
               "\n"
               "Options:\n"
               "  -l, --listen               listen on the first URI and accept one client\n"
-              "  -k, --keep-open            with -l: keep accepting, one client after another\n"
+              "  -k, --keep-open            with -l: keep accepting, serve every client at once;\n"
+              "                             with stdin/stdout, what a client sends goes to\n"
+              "                             stdout and stdin goes to every client\n"
               "  -w, --connect-timeout DURATION\n"
               "                             give up connecting after DURATION: N (seconds),\n"
               "                             Nms, Ns, Nm, decimals allowed (a URI's\n"
@@ -1030,19 +1436,18 @@ int main(int argc, char **argv)
                 report("cannot create a context: %s", conduit_strerror(r));
                 return CAT_EXIT_ERROR;
         }
-        if (c.verbose > 0)
-                conduit_ctx_set_log(c.ctx, log_cb, &c);
+        conduit_ctx_set_log(c.ctx, log_cb, &c);
         if (c.connect_timeout_ms > 0)
                 conduit_ctx_set_timeout(c.ctx, CONDUIT_TIMEOUT_CONNECT, c.connect_timeout_ms);
         status = apply_tls_flags(&c); /* >= 0: a TLS flag the library rejects */
         if (status < 0 && c.resolve_uri)
                 status = run_resolve(&c);
-        else if (status < 0 && c.listen)
-                status = run_listen(&c);
-        else if (status < 0)
-                status = run_connect(&c);
+        else if (status < 0 && (status = loop_init(&c)) < 0)
+                status = c.listen ? run_listen(&c) : run_connect(&c);
 
+        loop_free(&c);
         conduit_ctx_free(c.ctx);
         free(c.lib_last);
+        free(c.lib_warning);
         return status;
 }
