@@ -6,7 +6,7 @@ echo "1..1"
 if ! command -v clang-format >/dev/null; then echo "ok 1 - clang-format clean # SKIP clang-format missing"; exit 0; fi
 # tracked and not-yet-tracked files alike (a clean clone has only tracked)
 files=$(git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)
-[ -n "$files" ] || files=$(find src include tests -name '*.[ch]')
+[ -n "$files" ] || files=$(find src include tests examples -name '*.[ch]')
 bad=""
 for f in $files; do
   [ -f "$f" ] || continue
