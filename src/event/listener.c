@@ -37,8 +37,8 @@ struct conduit_loop_listener {
         struct event *pause_ev;
         struct handshake hs; /* list head */
         char *errmsg;
-        bool in_cb;
-        bool dead; /* freed inside its callback */
+        int busy;  /* callbacks of the listener running (nested) */
+        bool dead; /* freed inside its callback: freed once they return */
 };
 
 static void set_error(conduit_loop_listener *l, const char *msg)
@@ -87,11 +87,12 @@ static void destroy_obj(struct conduit__loop_obj *o)
 static bool deliver(conduit_loop_listener *l, conduit_flow *f)
 {
         conduit_flow_set_nonblocking(f, false);
-        l->in_cb = true;
+        l->busy++;
         l->cb(f, l->userdata);
-        l->in_cb = false;
+        l->busy--;
         if (l->dead) {
-                destroy(l);
+                if (l->busy == 0)
+                        destroy(l);
                 return false;
         }
         return true;
@@ -196,11 +197,14 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
         (void)fd, (void)what;
         conduit_loop_listener *l = arg;
         bool tls = conduit__listener_has_tls(l->sock);
-        for (int i = 0; i < ACCEPT_BATCH; i++) {
+        /* a handshake may finish inside start_handshake() and its callback
+         * free the listener: it goes once this returns */
+        l->busy++;
+        for (int i = 0; i < ACCEPT_BATCH && !l->dead; i++) {
                 conduit_flow *f = NULL;
                 int r = conduit__listener_accept_raw(l->sock, &f);
                 if (r == -EAGAIN)
-                        return;
+                        break;
                 if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM) {
                         /* the connection stays queued; trying again now
                          * would spin */
@@ -211,17 +215,20 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
                         event_del(l->accept_ev);
                         struct timeval tv = { 0, EMFILE_PAUSE_MS * 1000 };
                         event_add(l->pause_ev, &tv);
-                        return;
+                        break;
                 }
                 if (r < 0) {
                         set_error(l, conduit_listener_error_message(l->sock));
-                        return;
+                        conduit__log(l->loop->ctx, CONDUIT_LOG_WARNING, "%s", l->errmsg);
+                        break;
                 }
                 if (tls)
                         start_handshake(l, f);
-                else if (!deliver(l, f))
-                        return;
+                else
+                        deliver(l, f);
         }
+        if (--l->busy == 0 && l->dead)
+                destroy(l);
 }
 
 int conduit_loop_listen(conduit_loop *loop, const char *uri, conduit_accept_cb *cb, void *userdata,
@@ -268,9 +275,10 @@ conduit_loop_listener *conduit_loop_listener_free(conduit_loop_listener *l)
 {
         if (!l)
                 return NULL;
-        if (l->in_cb) {
+        if (l->busy) {
                 l->dead = true;
                 event_del(l->accept_ev);
+                event_del(l->pause_ev);
                 return NULL;
         }
         destroy(l);

@@ -25,7 +25,9 @@ struct conduit_watch {
         struct slot slot[2];
         struct event *timer; /* CONDUIT_EV_TIMEOUT, and the close deadline */
         struct event *now;   /* runs dispatch without waiting */
-        bool always_ready;   /* the descriptor cannot be polled (a regular file) */
+        int always;          /* CONDUIT_WANT_* whose descriptor cannot be polled (a regular
+                        * file, /dev/null): it never blocks */
+        int ar_events;       /* CONDUIT_EV_* that can go on at once for that reason */
         bool in_cb;
         bool dead; /* freed inside its callback: freed once it returns */
         /* conduit_watch_close() */
@@ -151,10 +153,7 @@ static void on_now(evutil_socket_t fd, short what, void *arg)
                 step_close(w);
                 return;
         }
-        int events = ready_now(w);
-        if (w->always_ready)
-                events |= w->want;
-        dispatch(w, events);
+        dispatch(w, ready_now(w) | w->ar_events);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -201,8 +200,10 @@ static void watch_fds(conduit_watch *w, int rw, int ww)
                             0 ||
                     event_add(s->ev, NULL) < 0) {
                         /* epoll refuses regular files, which never block:
-                         * every operation asked for can go on at once */
-                        w->always_ready = true;
+                         * what waits for that descriptor can go on at once */
+                        for (int d = CONDUIT_WANT_READ; d <= CONDUIT_WANT_WRITE; d <<= 1)
+                                if (conduit_flow_poll_fd(f, d) == fd[k])
+                                        w->always |= d;
                         s->fd = -1;
                         s->mask = 0;
                 }
@@ -215,14 +216,28 @@ static void update(conduit_watch *w)
                 return;
         conduit_flow *f = w->f;
         int ready = ready_now(w);
-        int rw = 0, ww = 0;
-        if ((w->want & CONDUIT_EV_READ) && !(ready & CONDUIT_EV_READ))
-                rw = f->rd_wants ? f->rd_wants : CONDUIT_WANT_READ;
-        if ((w->want & CONDUIT_EV_WRITE) && !(ready & CONDUIT_EV_WRITE))
-                ww = f->wr_wants ? f->wr_wants : CONDUIT_WANT_WRITE;
-        if (!w->always_ready)
-                watch_fds(w, rw, ww);
-        if (ready || (w->always_ready && w->want))
+        for (int pass = 0; pass < 2; pass++) {
+                int rw = 0, ww = 0, always = w->always;
+                w->ar_events = 0;
+                if ((w->want & CONDUIT_EV_READ) && !(ready & CONDUIT_EV_READ))
+                        rw = f->rd_wants ? f->rd_wants : CONDUIT_WANT_READ;
+                if ((w->want & CONDUIT_EV_WRITE) && !(ready & CONDUIT_EV_WRITE))
+                        ww = f->wr_wants ? f->wr_wants : CONDUIT_WANT_WRITE;
+                /* an operation that waits only for descriptors that never
+                 * block can go on now */
+                if (rw && !(rw & ~always)) {
+                        w->ar_events |= CONDUIT_EV_READ;
+                        rw = 0;
+                }
+                if (ww && !(ww & ~always)) {
+                        w->ar_events |= CONDUIT_EV_WRITE;
+                        ww = 0;
+                }
+                watch_fds(w, rw & ~always, ww & ~always);
+                if (w->always == always)
+                        break; /* else a descriptor just turned out unpollable */
+        }
+        if (ready || w->ar_events)
                 kick(w);
 }
 
@@ -258,7 +273,7 @@ int conduit__watch_new(conduit_loop *loop, conduit_flow *f, conduit_watch_cb *cb
                 struct stat st;
                 if (fstat(conduit_flow_poll_fd(f, d), &st) == 0 &&
                     (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
-                        w->always_ready = true;
+                        w->always |= d;
         }
         conduit_flow_set_nonblocking(f, true);
         if (listed)
