@@ -1067,6 +1067,83 @@ START_TEST(bufferevent_bridge_error_and_cleanup)
 }
 END_TEST
 
+/* A program that throttles with a read high-watermark on the bridge's
+ * bufferevent: every byte arrives, then the EOF (libevent's filter over a
+ * pair strands data under such a watermark unless the bridge pulls it). */
+struct wm_side {
+        size_t got;
+        bool eof, error;
+        uint8_t *want;
+        bool bad;
+};
+
+static void wm_read(struct bufferevent *bev, void *arg)
+{
+        struct wm_side *s = arg;
+        struct evbuffer *in = bufferevent_get_input(bev);
+        size_t n = evbuffer_get_length(in);
+        uint8_t *p = evbuffer_pullup(in, -1);
+        if (memcmp(p, s->want + s->got, n) != 0)
+                s->bad = true;
+        s->got += n;
+        evbuffer_drain(in, n);
+}
+
+static void wm_event(struct bufferevent *bev, short what, void *arg)
+{
+        (void)bev;
+        struct wm_side *s = arg;
+        if (what & BEV_EVENT_EOF)
+                s->eof = true;
+        if (what & BEV_EVENT_ERROR)
+                s->error = true;
+}
+
+struct sender {
+        conduit_flow *f;
+        const uint8_t *data;
+        size_t n;
+};
+
+static void *sender_thread(void *arg)
+{
+        struct sender *s = arg;
+        tc_write_all(s->f, s->data, s->n);
+        conduit_flow_shutdown(s->f, CONDUIT_SHUT_WR);
+        return NULL;
+}
+
+START_TEST(bufferevent_bridge_watermark)
+{
+        struct event_base *base = event_base_new();
+        conduit_loop *loop = NULL;
+        tc_ok(conduit_loop_new(NULL, base, &loop));
+        conduit_flow *a, *b;
+        tc_ok(conduit_flow_socketpair(&a, &b));
+        struct bufferevent *bev = NULL;
+        tc_ok(conduit_loop_bufferevent(loop, a, 0, &bev));
+        size_t n = 6 * 1024 * 1024 + 7;
+        uint8_t *data = malloc(n);
+        tc_fill(data, n, 11);
+        struct wm_side side = { .want = data };
+        bufferevent_setwatermark(bev, EV_READ, 0, 65536);
+        bufferevent_setcb(bev, wm_read, NULL, wm_event, &side);
+        bufferevent_enable(bev, EV_READ | EV_WRITE);
+        struct sender snd = { b, data, n };
+        pthread_t t = tc_spawn(sender_thread, &snd);
+        run_until(base, &side.eof, 120);
+        tc_join(t);
+        ck_assert(!side.error && !side.bad);
+        ck_assert_uint_eq(side.got, n);
+        bufferevent_free(bev);
+        conduit_flow_free(b);
+        conduit_loop_free(loop);
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        event_base_free(base);
+        free(data);
+}
+END_TEST
+
 static Suite *suite(void)
 {
         Suite *s = suite_create("event");
@@ -1082,6 +1159,7 @@ static Suite *suite(void)
         tcase_add_test(tc, watch_timeout_and_close);
         tcase_add_test(tc, bufferevent_bridge_tls);
         tcase_add_test(tc, bufferevent_bridge_error_and_cleanup);
+        tcase_add_test(tc, bufferevent_bridge_watermark);
         tcase_add_test(tc, stalled_handshake_times_out);
         tcase_add_test(tc, listener_emfile_pauses);
         tcase_add_test(tc, listener_freed_in_callback);

@@ -73,10 +73,10 @@ CONDUIT_EXPORT int conduit_ctx_add_rewrite(conduit_ctx *ctx, const char *suffix,
 CONDUIT_EXPORT int conduit_ctx_add_host(conduit_ctx *ctx, const char *name, const char *address);
 
 /* A hosts(5)-format file whose names resolve before DNS is asked (after
- * static hosts), for the blocking and the event API alike; it is read at
- * each resolution, so it may change. NULL removes it. The system's
- * /etc/hosts is consulted anyway, through getaddrinfo() or evdns.
- * Errors: -EINVAL, -ENOMEM. */
+ * static hosts). The blocking resolver reads it at each resolution, so it
+ * may change, and stops there for the names it lists; the event API hands
+ * it to a loop's evdns once, when the loop first resolves a name, ahead of
+ * /etc/hosts (docs/event.md). NULL removes it. Errors: -EINVAL, -ENOMEM. */
 CONDUIT_EXPORT int conduit_ctx_set_hosts_file(conduit_ctx *ctx, const char *path);
 
 /* Default timeout for flows and connects made with this context, in ms;

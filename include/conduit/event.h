@@ -24,8 +24,8 @@ struct event_base;
 struct bufferevent;
 
 /* libconduit's side of one event_base: the context it uses and an evdns
- * resolver (the system's resolv.conf; the context's hosts file, else
- * /etc/hosts). */
+ * resolver, made at the first lookup (the context's hosts file, then the
+ * system's resolv.conf and /etc/hosts). */
 typedef struct conduit_loop conduit_loop;
 
 /* ctx may be NULL (a default context). Errors: -EINVAL, -ENOMEM. */
@@ -79,7 +79,8 @@ CONDUIT_EXPORT int conduit_loop_listen(conduit_loop *loop, const char *uri, cond
 
 CONDUIT_EXPORT const conduit_endp *conduit_loop_listener_endp(const conduit_loop_listener *l);
 
-/* Detail of the last client that was dropped ("" if none). */
+/* Detail of the last failure: a client dropped (handshake failed or timed
+ * out) or an accept error ("" if none). */
 CONDUIT_EXPORT const char *conduit_loop_listener_error_message(const conduit_loop_listener *l);
 
 /* Stops listening, drops handshakes in progress. Accepts NULL. */
@@ -107,7 +108,8 @@ CONDUIT_EXPORT int conduit_loop_watch(conduit_loop *loop, conduit_flow *f, condu
 /* Which of CONDUIT_EV_READ and CONDUIT_EV_WRITE the callback is for. */
 CONDUIT_EXPORT int conduit_watch_set(conduit_watch *w, int events);
 
-/* CONDUIT_EV_TIMEOUT after ms without any event (negative: none). */
+/* CONDUIT_EV_TIMEOUT after ms without a callback while the watch asks for
+ * something (the timer restarts after each callback; negative: none). */
 CONDUIT_EXPORT int conduit_watch_set_timeout(conduit_watch *w, int ms);
 
 CONDUIT_EXPORT conduit_flow *conduit_watch_flow(const conduit_watch *w);

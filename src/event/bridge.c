@@ -22,10 +22,12 @@
  * bufferevent, whose destruction libevent may defer (finalizers) — only
  * its free_context says when it is gone. */
 struct bridge {
-        conduit_watch *w;         /* owns the flow */
-        struct bufferevent *user; /* the filter the program has */
-        struct bufferevent *mine; /* the bridge's end of the pair */
-        bool eof_in;              /* the flow's EOF: to pass on once the data is */
+        conduit_watch *w;          /* owns the flow */
+        struct bufferevent *user;  /* the filter the program has */
+        struct bufferevent *under; /* the pair's end under it */
+        struct bufferevent *mine;  /* the bridge's end of the pair */
+        struct evbuffer_cb_entry *under_cb, *user_cb;
+        bool eof_in; /* the flow's EOF: to pass on once the data is */
         bool eof_sent;
         bool finish_out; /* the program is done writing: shut the flow's write side */
         bool shut_out;
@@ -36,6 +38,12 @@ struct bridge {
 
 static void destroy(struct bridge *b)
 {
+        /* the program's input and the pair end under it still exist (the
+         * filter frees them after its free_context) */
+        if (b->user_cb)
+                evbuffer_remove_cb_entry(bufferevent_get_input(b->user), b->user_cb);
+        if (b->under_cb)
+                evbuffer_remove_cb_entry(bufferevent_get_input(b->under), b->under_cb);
         conduit_watch_free(b->w);
         if (b->mine)
                 bufferevent_free(b->mine);
@@ -48,7 +56,6 @@ static void destroy(struct bridge *b)
 static void user_freed(void *arg)
 {
         struct bridge *b = arg;
-        b->user = NULL;
         if (b->busy) {
                 b->dead = true;
                 return;
@@ -140,7 +147,10 @@ static void update(struct bridge *b)
         if (b->failed || b->dead)
                 return;
         struct evbuffer *out = bufferevent_get_output(b->mine);
-        if (b->eof_in && !b->eof_sent && evbuffer_get_length(out) == 0) {
+        /* the EOF once every byte reached the program's own input: none
+         * left in the bridge's output nor under the filter */
+        if (b->eof_in && !b->eof_sent && evbuffer_get_length(out) == 0 &&
+            evbuffer_get_length(bufferevent_get_input(b->under)) == 0) {
                 b->eof_sent = true;
                 bufferevent_flush(b->mine, EV_WRITE, BEV_FINISHED);
                 if (b->dead)
@@ -177,6 +187,30 @@ static void on_mine_read(struct bufferevent *bev, void *arg)
         pump_out(b);
         update(b);
         leave(b);
+}
+
+/* Data left the pair end under the filter: perhaps time for the EOF. */
+static void on_under_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+        (void)buf;
+        struct bridge *b = arg;
+        if (!info->n_deleted || b->dead)
+                return;
+        enter(b);
+        update(b);
+        leave(b);
+}
+
+/* The program drained its input. With a read high-watermark set, libevent
+ * 2.1's filter does not always pull what waits under it again: the bridge
+ * asks it to (deferred: not from inside the program's drain). */
+static void on_user_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+        (void)buf;
+        struct bridge *b = arg;
+        if (info->n_deleted && !b->dead && evbuffer_get_length(bufferevent_get_input(b->under)))
+                bufferevent_trigger(b->under, EV_READ,
+                                    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 /* The program took data: room to read the flow again. */
@@ -231,6 +265,18 @@ int conduit_loop_bufferevent(conduit_loop *loop, conduit_flow *f, int options,
                 bufferevent_free(pair[0]);
                 bufferevent_free(pair[1]);
                 free(b);
+                return -ENOMEM;
+        }
+        b->under = pair[0];
+        /* the pair stops passing data on while this much waits under the
+         * filter: the bridge's output then fills and it stops reading */
+        bufferevent_setwatermark(b->under, EV_READ, 0, HIGH);
+        b->under_cb = evbuffer_add_cb(bufferevent_get_input(b->under), on_under_input, b);
+        b->user_cb = evbuffer_add_cb(bufferevent_get_input(b->user), on_user_input, b);
+        if (!b->under_cb || !b->user_cb) {
+                conduit__watch_release(b->w); /* the flow stays the caller's */
+                b->w = NULL;
+                bufferevent_free(b->user); /* frees b (free_context) and the pair */
                 return -ENOMEM;
         }
         bufferevent_setwatermark(b->mine, EV_READ, 0, HIGH);

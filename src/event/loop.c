@@ -24,18 +24,20 @@ int conduit_loop_new(conduit_ctx *ctx, struct event_base *base, conduit_loop **r
 
 struct evdns_base *conduit__loop_dns(conduit_loop *loop)
 {
-        /* resolv.conf's servers and options, and /etc/hosts: what
-         * getaddrinfo() would use. A machine without resolv.conf gets
-         * evdns' default (localhost) and hosts-file answers still work. */
         if (loop->dns)
                 return loop->dns;
-        loop->dns = evdns_base_new(loop->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                                       EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-        /* the context's hosts file comes on top of /etc/hosts */
-        if (loop->dns && loop->ctx->hosts_file &&
-            evdns_base_load_hosts(loop->dns, loop->ctx->hosts_file) < 0)
+        loop->dns = evdns_base_new(loop->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (!loop->dns)
+                return NULL;
+        /* the context's hosts file first: evdns answers with the entries of
+         * every file it read, in order */
+        if (loop->ctx->hosts_file && evdns_base_load_hosts(loop->dns, loop->ctx->hosts_file) < 0)
                 conduit__log(loop->ctx, CONDUIT_LOG_WARNING, "cannot read hosts file %s",
                              loop->ctx->hosts_file);
+        /* then what getaddrinfo() would use: resolv.conf's servers and
+         * options, and /etc/hosts. Without resolv.conf evdns asks
+         * 127.0.0.1 (its default); hosts-file answers work anyway. */
+        evdns_base_resolv_conf_parse(loop->dns, DNS_OPTIONS_ALL, "/etc/resolv.conf");
         return loop->dns;
 }
 
