@@ -961,6 +961,8 @@ struct bev_side {
 static void bev_read(struct bufferevent *bev, void *arg)
 {
         struct bev_side *s = arg;
+        if (s->eof)
+                s->error = true; /* data after the EOF */
         evbuffer_add_buffer(s->got, bufferevent_get_input(bev));
 }
 
@@ -1080,6 +1082,8 @@ struct wm_side {
 static void wm_read(struct bufferevent *bev, void *arg)
 {
         struct wm_side *s = arg;
+        if (s->eof)
+                s->bad = true; /* data after the EOF */
         struct evbuffer *in = bufferevent_get_input(bev);
         size_t n = evbuffer_get_length(in);
         uint8_t *p = evbuffer_pullup(in, -1);

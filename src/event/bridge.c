@@ -27,7 +27,8 @@ struct bridge {
         struct bufferevent *under; /* the pair's end under it */
         struct bufferevent *mine;  /* the bridge's end of the pair */
         struct evbuffer_cb_entry *under_cb, *user_cb;
-        bool eof_in; /* the flow's EOF: to pass on once the data is */
+        struct event *eof_ev; /* passes the EOF on, on the loop's next pass */
+        bool eof_in;          /* the flow's EOF: to pass on once the data is */
         bool eof_sent;
         bool finish_out; /* the program is done writing: shut the flow's write side */
         bool shut_out;
@@ -45,6 +46,8 @@ static void destroy(struct bridge *b)
         if (b->under_cb)
                 evbuffer_remove_cb_entry(bufferevent_get_input(b->under), b->under_cb);
         conduit_watch_free(b->w);
+        if (b->eof_ev)
+                event_free(b->eof_ev);
         if (b->mine)
                 bufferevent_free(b->mine);
         free(b);
@@ -151,10 +154,10 @@ static void update(struct bridge *b)
          * left in the bridge's output nor under the filter */
         if (b->eof_in && !b->eof_sent && evbuffer_get_length(out) == 0 &&
             evbuffer_get_length(bufferevent_get_input(b->under)) == 0) {
-                b->eof_sent = true;
-                bufferevent_flush(b->mine, EV_WRITE, BEV_FINISHED);
-                if (b->dead)
-                        return;
+                /* not now: this may run inside the filter moving the last
+                 * bytes, before it calls the program's read callback */
+                static const struct timeval now = { 0, 0 };
+                event_add(b->eof_ev, &now);
         }
         int want = 0;
         if (!b->eof_in && evbuffer_get_length(out) < HIGH)
@@ -186,6 +189,20 @@ static void on_mine_read(struct bufferevent *bev, void *arg)
         enter(b);
         pump_out(b);
         update(b);
+        leave(b);
+}
+
+static void on_eof(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd, (void)what;
+        struct bridge *b = arg;
+        if (b->eof_sent || b->failed || b->dead ||
+            evbuffer_get_length(bufferevent_get_output(b->mine)) ||
+            evbuffer_get_length(bufferevent_get_input(b->under)))
+                return;
+        enter(b);
+        b->eof_sent = true;
+        bufferevent_flush(b->mine, EV_WRITE, BEV_FINISHED);
         leave(b);
 }
 
@@ -251,8 +268,16 @@ int conduit_loop_bufferevent(conduit_loop *loop, conduit_flow *f, int options,
                 return -ENOMEM;
         }
         b->mine = pair[1];
+        b->eof_ev = evtimer_new(loop->base, on_eof, b);
+        if (!b->eof_ev) {
+                bufferevent_free(pair[0]);
+                bufferevent_free(pair[1]);
+                free(b);
+                return -ENOMEM;
+        }
         int r = conduit__watch_new(loop, f, on_flow, b, false, &b->w);
         if (r < 0) {
+                event_free(b->eof_ev);
                 bufferevent_free(pair[0]);
                 bufferevent_free(pair[1]);
                 free(b);
@@ -262,6 +287,7 @@ int conduit_loop_bufferevent(conduit_loop *loop, conduit_flow *f, int options,
                                          user_freed, b);
         if (!b->user) {
                 conduit__watch_release(b->w); /* the flow stays the caller's */
+                event_free(b->eof_ev);
                 bufferevent_free(pair[0]);
                 bufferevent_free(pair[1]);
                 free(b);
