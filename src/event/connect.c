@@ -112,18 +112,23 @@ static void stop_attempts(conduit_connecting *c)
                 event_del(c->he_timer);
 }
 
+/* Gives up a lookup in flight: its callback (EVUTIL_EAI_CANCEL) comes
+ * later, from the loop, and frees the ticket. */
+static void stop_lookup(conduit_connecting *c)
+{
+        if (!c->ticket)
+                return;
+        c->ticket->c = NULL;
+        c->ticket = NULL;
+        if (c->dns)
+                evdns_getaddrinfo_cancel(c->dns);
+        c->dns = NULL;
+}
+
 static void destroy(conduit_connecting *c)
 {
         conduit__loop_remove(&c->obj);
-        if (c->ticket) {
-                /* the lookup's callback (EVUTIL_EAI_CANCEL) comes later,
-                 * from the loop: it frees the ticket */
-                c->ticket->c = NULL;
-                c->ticket = NULL;
-                if (c->dns)
-                        evdns_getaddrinfo_cancel(c->dns);
-                c->dns = NULL;
-        }
+        stop_lookup(c);
         stop_attempts(c);
         free(c->att);
         if (c->he_timer)
@@ -173,13 +178,7 @@ static void complete(conduit_connecting *c, int err)
         if (c->phase == PH_DONE)
                 return;
         c->phase = PH_DONE;
-        if (c->ticket) {
-                c->ticket->c = NULL;
-                c->ticket = NULL;
-                if (c->dns)
-                        evdns_getaddrinfo_cancel(c->dns);
-                c->dns = NULL;
-        }
+        stop_lookup(c);
         stop_attempts(c);
         event_del(c->deadline_ev);
         if (c->io)
