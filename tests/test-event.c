@@ -1082,10 +1082,12 @@ struct wm_side {
 static void wm_read(struct bufferevent *bev, void *arg)
 {
         struct wm_side *s = arg;
-        if (s->eof)
-                s->bad = true; /* data after the EOF */
         struct evbuffer *in = bufferevent_get_input(bev);
         size_t n = evbuffer_get_length(in);
+        if (n == 0)
+                return;
+        if (s->eof)
+                s->bad = true; /* data after the EOF */
         uint8_t *p = evbuffer_pullup(in, -1);
         if (memcmp(p, s->want + s->got, n) != 0)
                 s->bad = true;

@@ -129,7 +129,8 @@ static int flush_out(struct tls_flow *t)
 static int out_append(struct tls_flow *t, const char *buf, size_t len)
 {
         if (t->ooff + t->olen + len > t->ocap) {
-                memmove(t->obuf, t->obuf + t->ooff, t->olen);
+                if (t->olen > 0)
+                        memmove(t->obuf, t->obuf + t->ooff, t->olen);
                 t->ooff = 0;
                 if (t->olen + len > t->ocap) {
                         size_t cap = t->ocap ? t->ocap : 4096;
