@@ -47,13 +47,15 @@ struct conduit_ctx {
         int he_delay_ms;
         conduit_log_fn *log_fn;
         void *log_userdata;
-        /* TLS defaults (indices of the TLS options only) and the SSL_CTXs
-         * this context built, guarded by tls_lock */
+        /* TLS defaults (indices of the TLS options only), the SSL_CTXs
+         * this context built and the client sessions it may resume
+         * (newest first), the last two guarded by tls_lock */
         char *tls_opt[CONDUIT__OPT_COUNT];
         conduit_tls_passphrase_fn *passphrase_fn;
         void *passphrase_userdata;
         pthread_mutex_t tls_lock;
         struct conduit__sslctx *sslctx_cache;
+        struct conduit__tls_session *sessions;
 };
 
 /* Looks a scheme up: ctx's own entries, built-in entries, then (ctx only)

@@ -34,10 +34,11 @@ enum conduit__opt {
         CONDUIT__OPT_CAPATH,
         CONDUIT__OPT_CERT,
         CONDUIT__OPT_KEY,
-        CONDUIT__OPT_ALPN,        /* "h2,http/1.1" */
-        CONDUIT__OPT_MIN_VERSION, /* "1.2" / "1.3" */
-        CONDUIT__OPT_MAX_VERSION, /* "1.2" / "1.3" */
-        CONDUIT__OPT_PIN,         /* "sha256//BASE64[,sha256//BASE64...]" */
+        CONDUIT__OPT_ALPN,          /* "h2,http/1.1" */
+        CONDUIT__OPT_MIN_VERSION,   /* "1.2" / "1.3" */
+        CONDUIT__OPT_MAX_VERSION,   /* "1.2" / "1.3" */
+        CONDUIT__OPT_PIN,           /* "sha256//BASE64[,sha256//BASE64...]" */
+        CONDUIT__OPT_SESSION_CACHE, /* bool: session resumption (default on) */
         CONDUIT__OPT_COUNT
 };
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctx-private.h"
 #include "resolver/options.h"
@@ -20,6 +21,18 @@ struct conduit__sslctx {
         char *key; /* the configuration it was built for */
         SSL_CTX *ssl_ctx;
 };
+
+/* A client session to resume; a context keeps at most SESSIONS_MAX, at
+ * most SESSIONS_PER_KEY of them for one key (a TLS 1.3 server sends two
+ * tickets a connection, and parallel connections each want one). */
+struct conduit__tls_session {
+        struct conduit__tls_session *next;
+        char *key;
+        SSL_SESSION *sess;
+};
+
+#define SESSIONS_MAX     64
+#define SESSIONS_PER_KEY 4
 
 /* Ex-data slot of a server SSL_CTX holding its ALPN list (wire format),
  * freed with the SSL_CTX, which may outlive the conduit_ctx. */
@@ -161,6 +174,12 @@ static void ssl_err(char *err, size_t errlen, const char *what, const char *arg)
         ERR_clear_error();
 }
 
+static bool session_cache_off(const struct conduit__tls_config *c)
+{
+        const char *v = c->opt[CONDUIT__OPT_SESSION_CACHE];
+        return v && strcmp(v, "0") == 0;
+}
+
 static SSL_CTX *build(conduit_ctx *ctx, const struct conduit__tls_config *c, char *err,
                       size_t errlen)
 {
@@ -179,6 +198,14 @@ static SSL_CTX *build(conduit_ctx *ctx, const struct conduit__tls_config *c, cha
         SSL_CTX_set_read_ahead(sc, 1);
         SSL_CTX_set_default_passwd_cb(sc, passphrase_cb);
         SSL_CTX_set_default_passwd_cb_userdata(sc, ctx);
+        if (!c->server) {
+                /* Sessions go to the context's cache under a key that only
+                 * the flow knows (conduit__tls_new_session), never to
+                 * OpenSSL's, which knows no peers. */
+                SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_CLIENT |
+                                                           SSL_SESS_CACHE_NO_INTERNAL_STORE);
+                SSL_CTX_sess_set_new_cb(sc, conduit__tls_new_session);
+        }
 
         const char *cert = o[CONDUIT__OPT_CERT], *key = o[CONDUIT__OPT_KEY];
         if (c->server && !cert) {
@@ -225,8 +252,16 @@ static SSL_CTX *build(conduit_ctx *ctx, const struct conduit__tls_config *c, cha
                         SSL_CTX_set_verify(sc, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
                                            accept_any);
                 }
+                /* Resumption: session tickets (their keys are this
+                 * SSL_CTX's own, so one configuration's sessions are
+                 * never resumed by another) and session ids. */
                 static const unsigned char sid[] = "libconduit";
                 SSL_CTX_set_session_id_context(sc, sid, sizeof(sid) - 1);
+                if (session_cache_off(c)) {
+                        SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
+                        SSL_CTX_set_options(sc, SSL_OP_NO_TICKET);
+                        SSL_CTX_set_num_tickets(sc, 0);
+                }
                 if (o[CONDUIT__OPT_ALPN]) {
                         pthread_once(&alpn_once, alpn_init);
                         unsigned len;
@@ -280,7 +315,8 @@ static char *cache_key(const struct conduit__tls_config *c)
         }
         if (c->server) {
                 const char *a = c->opt[CONDUIT__OPT_ALPN];
-                fprintf(f, "|%zu:%s", a ? strlen(a) : (size_t)-1, a ? a : "");
+                fprintf(f, "|%zu:%s|%d", a ? strlen(a) : (size_t)-1, a ? a : "",
+                        session_cache_off(c));
         }
         if (fclose(f) != 0) {
                 free(out);
@@ -319,8 +355,127 @@ SSL_CTX *conduit__tls_sslctx(conduit_ctx *ctx, const struct conduit__tls_config 
         return sc;
 }
 
+/* ---- client sessions --------------------------------------------------- */
+
+char *conduit__tls_session_key(const struct conduit__tls_config *c, const char *name,
+                               const conduit_endp *peer)
+{
+        if (c->server || session_cache_off(c) || !peer)
+                return NULL;
+        char *p = NULL;
+        if (conduit_endp_format(peer, &p) < 0)
+                return NULL;
+        char *out = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&out, &size);
+        if (!f) {
+                free(p);
+                return NULL;
+        }
+        /* length-prefixed: values may hold any byte but NUL */
+        fprintf(f, "%d|%zu:%s|%zu:%s", c->verify, name ? strlen(name) : (size_t)-1,
+                name ? name : "", strlen(p), p);
+        free(p);
+        for (int o = CONDUIT__OPT_FIRST_TLS; o < CONDUIT__OPT_COUNT; o++) {
+                const char *v = c->opt[o];
+                if (o != CONDUIT__OPT_SESSION_CACHE)
+                        fprintf(f, "|%zu:%s", v ? strlen(v) : (size_t)-1, v ? v : "");
+        }
+        if (fclose(f) != 0) {
+                free(out);
+                return NULL;
+        }
+        return out;
+}
+
+static bool session_expired(const SSL_SESSION *s, time_t now)
+{
+        return now >= (time_t)SSL_SESSION_get_time(s) + (time_t)SSL_SESSION_get_timeout(s);
+}
+
+static void session_free(struct conduit__tls_session *e)
+{
+        SSL_SESSION_free(e->sess);
+        free(e->key);
+        free(e);
+}
+
+SSL_SESSION *conduit__tls_session_get(conduit_ctx *ctx, const char *key)
+{
+        SSL_SESSION *found = NULL;
+        time_t now = time(NULL);
+        pthread_mutex_lock(&ctx->tls_lock);
+        for (struct conduit__tls_session **pe = &ctx->sessions; *pe;) {
+                struct conduit__tls_session *e = *pe;
+                if (strcmp(e->key, key) != 0) {
+                        pe = &e->next;
+                        continue;
+                }
+                /* OpenSSL marks a session not resumable when its
+                 * connection failed */
+                if (session_expired(e->sess, now) || !SSL_SESSION_is_resumable(e->sess)) {
+                        *pe = e->next;
+                        session_free(e);
+                        continue;
+                }
+                found = e->sess;
+                /* TLS 1.3 tickets are single use (RFC 8446 C.4): it
+                 * leaves; a TLS 1.2 session stays for the next one */
+                if (SSL_SESSION_get_protocol_version(found) >= TLS1_3_VERSION) {
+                        e->sess = NULL;
+                        *pe = e->next;
+                        session_free(e);
+                } else {
+                        SSL_SESSION_up_ref(found);
+                }
+                break;
+        }
+        pthread_mutex_unlock(&ctx->tls_lock);
+        return found;
+}
+
+bool conduit__tls_session_put(conduit_ctx *ctx, const char *key, SSL_SESSION *sess)
+{
+        if (!SSL_SESSION_is_resumable(sess))
+                return false;
+        struct conduit__tls_session *n = malloc(sizeof(*n));
+        char *k = strdup(key);
+        if (!n || !k) {
+                free(n);
+                free(k);
+                return false;
+        }
+        *n = (struct conduit__tls_session){ NULL, k, sess };
+        pthread_mutex_lock(&ctx->tls_lock);
+        /* A TLS 1.2 peer's newer session replaces the older ones: they
+         * are not single use, and the newest lives longest. */
+        bool replace = SSL_SESSION_get_protocol_version(sess) < TLS1_3_VERSION;
+        n->next = ctx->sessions;
+        ctx->sessions = n;
+        size_t total = 1, same = 1;
+        for (struct conduit__tls_session **pe = &n->next; *pe;) {
+                struct conduit__tls_session *e = *pe;
+                bool mine = strcmp(e->key, key) == 0;
+                if ((mine && (replace || same >= SESSIONS_PER_KEY)) || total >= SESSIONS_MAX) {
+                        *pe = e->next;
+                        session_free(e);
+                        continue;
+                }
+                same += mine;
+                total++;
+                pe = &e->next;
+        }
+        pthread_mutex_unlock(&ctx->tls_lock);
+        return true;
+}
+
 void conduit__tls_ctx_cleanup(conduit_ctx *ctx)
 {
+        while (ctx->sessions) {
+                struct conduit__tls_session *next = ctx->sessions->next;
+                session_free(ctx->sessions);
+                ctx->sessions = next;
+        }
         struct conduit__sslctx *e = ctx->sslctx_cache;
         while (e) {
                 struct conduit__sslctx *next = e->next;

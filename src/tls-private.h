@@ -32,7 +32,29 @@ SSL_CTX *conduit__tls_sslctx(conduit_ctx *ctx, const struct conduit__tls_config 
  * Caller frees. NULL on ENOMEM. */
 unsigned char *conduit__tls_alpn_wire(const char *list, unsigned *ret_len);
 
-/* Frees a context's cache. */
+/* Client session resumption. The key names the peer and every setting of
+ * the connection that shapes verification or identity (server name,
+ * transport peer, verify, CAs, pins, client certificate, ALPN, versions):
+ * a session is only ever offered where it was made. NULL when the cache is
+ * off for this connection (session_cache=0, no transport peer) or on
+ * ENOMEM. Caller frees. */
+char *conduit__tls_session_key(const struct conduit__tls_config *c, const char *name,
+                               const conduit_endp *peer);
+
+/* The newest session under key, as a new reference (SSL_SESSION_free it),
+ * or NULL. A TLS 1.3 session leaves the cache (tickets are single use).
+ * Thread-safe. */
+SSL_SESSION *conduit__tls_session_get(conduit_ctx *ctx, const char *key);
+
+/* Stores a session under key, taking over the caller's reference when it
+ * returns true (false: not resumable, or ENOMEM). Thread-safe. */
+bool conduit__tls_session_put(conduit_ctx *ctx, const char *key, SSL_SESSION *sess);
+
+/* The new-session callback of client SSL_CTXs (defined by the TLS flow,
+ * which knows the context and key of its SSL). */
+int conduit__tls_new_session(SSL *ssl, SSL_SESSION *sess);
+
+/* Frees a context's caches. */
 void conduit__tls_ctx_cleanup(conduit_ctx *ctx);
 
 /* Wraps inner in a TLS flow for the TLS endp `tls` (its options; its inner

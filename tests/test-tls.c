@@ -3,12 +3,14 @@
  * TLS over Unix/abstract/fd/user flows (servername required), mTLS,
  * encrypted keys, ALPN, versions, queries, half-close and truncation,
  * KeyUpdate, the wrap API and TLS over TLS, per-context SSL_CTXs, no
- * SIGPIPE, context defaults, and a listener that keeps serving while a
- * silent client waits out its handshake timeout.
+ * SIGPIPE, context defaults, a listener that keeps serving while a
+ * silent client waits out its handshake timeout, and session resumption
+ * (with openssl s_server and s_client too).
  *
  * The key material comes from tls-fixtures.c (generated at run time). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -19,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
@@ -230,6 +234,7 @@ struct facts {
         char backend[32];
         int fd;
         int peer_kind, peer_inner_kind;
+        int resumed;
 };
 
 #define MAX_FACTS 16
@@ -278,6 +283,8 @@ static void record_facts(struct facts *x, conduit_flow *f)
         x->has_sni = qcopy(f, CONDUIT_QUERY_TLS_SERVERNAME, x->sni, sizeof(x->sni));
         x->verify = -1;
         (void)conduit_flow_query(f, CONDUIT_QUERY_TLS_VERIFY_RESULT, &x->verify);
+        x->resumed = -1;
+        (void)conduit_flow_query(f, CONDUIT_QUERY_TLS_RESUMED, &x->resumed);
         const char *b = conduit_flow_backend(f);
         snprintf(x->backend, sizeof(x->backend), "%s", b ? b : "");
         x->fd = conduit_flow_fd(f);
@@ -400,7 +407,8 @@ static int srv_stop_count(struct srv *s, int *first)
                 conduit_flow *f = NULL;
                 char *uri = fmt("%s?verify=0%s%s", s->base, s->wake_opts ? "&" : "",
                                 s->wake_opts ? s->wake_opts : "");
-                if (conduit_connect(c, uri, &f) == 0) {
+                bool woken = conduit_connect(c, uri, &f) == 0;
+                if (woken) {
                         char b;
                         (void)conduit_flow_read(f, &b, 1); /* until the server drops it */
                         conduit_flow_free(f);
@@ -409,6 +417,11 @@ static int srv_stop_count(struct srv *s, int *first)
                 }
                 free(uri);
                 conduit_ctx_free(c);
+                /* its handshake ran in accept, which then saw stop: the
+                 * thread is ending (another connection would wait for a
+                 * handshake nobody runs until its timeout) */
+                if (woken)
+                        break;
         }
         tc_join(s->thr);
         conduit_listener_free(s->l);
@@ -2004,6 +2017,408 @@ END_TEST
 
 /* Runs in the runner process (Check's unchecked fixture), so the forked
  * tests share one set of files, made once. */
+/* ---- session resumption ------------------------------------------------------ */
+
+/* Whether f's handshake resumed a session: the query, checked against
+ * OpenSSL's own answer. */
+static int resumed(conduit_flow *f)
+{
+        int r = -1;
+        tc_ok(conduit_flow_query(f, CONDUIT_QUERY_TLS_RESUMED, &r));
+        ck_assert_int_eq(r, SSL_session_reused(qssl(f)));
+        return r;
+}
+
+/* Connects, pings (a TLS 1.3 client reads its tickets on the way) and
+ * closes; returns whether the handshake resumed. */
+static int visit(conduit_ctx *c, const char *ufmt, ...) CONDUIT_PRINTF(2, 3);
+static int visit(conduit_ctx *c, const char *ufmt, ...)
+{
+        va_list ap;
+        va_start(ap, ufmt);
+        vsnprintf(last_uri, sizeof(last_uri), ufmt, ap);
+        va_end(ap);
+        conduit_flow *f = NULL;
+        int r = conduit_connect(c, last_uri, &f);
+        ck_assert_msg(r == 0, "connect %s: %d (%s) [%s]", last_uri, r, conduit_strerror(r),
+                      conduit_ctx_error_message(c));
+        ping(f);
+        r = resumed(f);
+        /* a resumed handshake still knows the peer (from the session) */
+        const char *subj = qstr(f, CONDUIT_QUERY_TLS_PEER_SUBJECT);
+        ck_assert_msg(subj && strstr(subj, "CN="), "%s: peer subject '%s'", last_uri,
+                      subj ? subj : "(null)");
+        conduit_flow_free(f);
+        return r;
+}
+
+#define ck_resumed(want, c, ...)                                                                   \
+        do {                                                                                       \
+                int r_ = visit(c, __VA_ARGS__);                                                    \
+                ck_assert_msg(r_ == (want), "%s: resumed %d, want %d", last_uri, r_, (int)(want)); \
+        } while (0)
+
+START_TEST(resumption_tcp)
+{
+        /* two listeners of one server context share one SSL_CTX, hence
+         * ticket keys: either would resume the other's sessions if the
+         * client offered them */
+        conduit_ctx *sc = server_ctx();
+        struct srv *s = srv_start(sc, NULL, NULL, NULL, "tls+tcp://127.0.0.1:0?cert=%s&key=%s",
+                                  FX->server_cert, FX->server_key);
+        struct srv *s2 = srv_start(sc, NULL, NULL, NULL, "tls+tcp://127.0.0.1:0?cert=%s&key=%s",
+                                   FX->server_cert, FX->server_key);
+        conduit_ctx *c = client_ctx();
+        ck_resumed(0, c, "tls+tcp://localhost:%lld?cafile=%s", s->port, FX->ca_cert);
+        ck_resumed(1, c, "tls+tcp://localhost:%lld?cafile=%s", s->port, FX->ca_cert);
+        ck_resumed(1, c, "tls+tcp://localhost:%lld?cafile=%s", s->port, FX->ca_cert);
+        ck_assert_int_eq(srv_facts(s, 0).resumed, 0);
+        ck_assert_int_eq(srv_facts(s, 1).resumed, 1);
+        ck_assert_str_eq(srv_facts(s, 1).version, "TLSv1.3");
+
+        /* another peer, another server name, other settings: full handshakes */
+        ck_resumed(0, c, "tls+tcp://localhost:%lld?cafile=%s", s2->port, FX->ca_cert);
+        ck_resumed(0, c, "tls+tcp://127.0.0.1:%lld?cafile=%s", s->port, FX->ca_cert);
+        ck_resumed(0, c, "tls+tcp://localhost:%lld?cafile=%s&alpn=h2", s->port, FX->ca_cert);
+        ck_resumed(0, c, "tls+tcp://localhost:%lld?cafile=%s&min_version=1.3", s->port,
+                   FX->ca_cert);
+        ck_resumed(0, c, "tls+tcp://localhost:%lld?cafile=%s&cert=%s&key=%s", s->port, FX->ca_cert,
+                   FX->client_cert, FX->client_key);
+        /* and each of those resumes its own */
+        ck_resumed(1, c, "tls+tcp://localhost:%lld?cafile=%s", s2->port, FX->ca_cert);
+        ck_resumed(1, c, "tls+tcp://127.0.0.1:%lld?cafile=%s", s->port, FX->ca_cert);
+        ck_resumed(1, c, "tls+tcp://localhost:%lld?cafile=%s&alpn=h2", s->port, FX->ca_cert);
+
+        /* another context shares nothing */
+        conduit_ctx *c2 = client_ctx();
+        ck_resumed(0, c2, "tls+tcp://localhost:%lld?cafile=%s", s->port, FX->ca_cert);
+        ck_resumed(1, c2, "tls+tcp://localhost:%lld?cafile=%s", s->port, FX->ca_cert);
+        conduit_ctx_free(c2);
+
+        /* the first context still has its own */
+        ck_resumed(1, c, "tls+tcp://localhost:%lld?cafile=%s", s->port, FX->ca_cert);
+        conduit_ctx_free(c);
+        srv_stop_clean(s);
+        srv_stop_clean(s2);
+        conduit_ctx_free(sc);
+}
+END_TEST
+
+START_TEST(resumption_unix)
+{
+        char *dir = tc_tmpdir();
+        struct srv *s = srv_start(NULL, NULL, NULL, NULL, "tls+unix://%s/tls.sock?cert=%s&key=%s",
+                                  dir, FX->server_cert, FX->server_key);
+        conduit_ctx *c = client_ctx();
+        ck_resumed(0, c, "%s?servername=localhost&cafile=%s", s->base, FX->ca_cert);
+        ck_resumed(1, c, "%s?servername=localhost&cafile=%s", s->base, FX->ca_cert);
+        ck_assert_int_eq(srv_facts(s, 1).resumed, 1);
+        /* another name for the same socket: its own session */
+        ck_resumed(0, c, "%s?servername=127.0.0.1&cafile=%s", s->base, FX->ca_cert);
+        ck_resumed(1, c, "%s?servername=127.0.0.1&cafile=%s", s->base, FX->ca_cert);
+        conduit_ctx_free(c);
+        srv_stop_clean(s);
+        tc_rmtree(dir);
+        free(dir);
+}
+END_TEST
+
+START_TEST(resumption_tls12)
+{
+        struct srv *s = srv_start(NULL, NULL, NULL, NULL, "tls+tcp://127.0.0.1:0?cert=%s&key=%s",
+                                  FX->server_cert, FX->server_key);
+        conduit_ctx *c = client_ctx();
+        for (int i = 0; i < 3; i++) {
+                conduit_flow *f =
+                        connect_ok(c, "tls+tcp://localhost:%lld?cafile=%s&max_version=1.2", s->port,
+                                   FX->ca_cert);
+                ping(f);
+                ck_assert_pstr_eq(qstr(f, CONDUIT_QUERY_TLS_VERSION), "TLSv1.2");
+                ck_assert_msg(resumed(f) == (i > 0), "TLS 1.2 connection %d: resumed %d", i,
+                              resumed(f));
+                conduit_flow_free(f);
+        }
+        ck_assert_int_eq(srv_facts(s, 2).resumed, 1);
+        /* a 1.2 session is not offered where 1.3 may be negotiated */
+        ck_resumed(0, c, "tls+tcp://localhost:%lld?cafile=%s", s->port, FX->ca_cert);
+        conduit_ctx_free(c);
+        srv_stop_clean(s);
+}
+END_TEST
+
+/* A session made without verification is never offered by a verifying
+ * connection: against a server that does not verify, that connection
+ * fails as it would without any session. */
+START_TEST(resumption_unverified_not_offered)
+{
+        struct srv *s = srv_start(NULL, NULL, NULL, NULL, "tls+tcp://127.0.0.1:0?cert=%s&key=%s",
+                                  FX->self_cert, FX->self_key);
+        conduit_ctx *c = client_ctx();
+        ck_resumed(0, c, "tls+tcp://localhost:%lld?verify=0", s->port);
+        ck_resumed(1, c, "tls+tcp://localhost:%lld?verify=0", s->port);
+        ck_resumed(1, c, "tls+tcp://localhost:%lld?verify=0", s->port);
+        expect_verify(c, "self-signed certificate|self signed certificate",
+                      "tls+tcp://localhost:%lld?cafile=%s", s->port, FX->ca_cert);
+        expect_verify(c, "self-signed certificate|self signed certificate",
+                      "tls+tcp://localhost:%lld", s->port);
+        ck_resumed(1, c, "tls+tcp://localhost:%lld?verify=0", s->port);
+        conduit_ctx_free(c);
+        srv_stop(s);
+}
+END_TEST
+
+START_TEST(resumption_checks_pin)
+{
+        struct srv *s = srv_start(NULL, NULL, NULL, NULL, "tls+tcp://127.0.0.1:0?cert=%s&key=%s",
+                                  FX->self_cert, FX->self_key);
+        char *pin = pct(FX->self_pin), *wrong = pct(FX->server_pin);
+        conduit_ctx *c = client_ctx();
+        ck_resumed(0, c, "tls+tcp://localhost:%lld?pin=%s", s->port, pin);
+        ck_resumed(1, c, "tls+tcp://localhost:%lld?pin=%s", s->port, pin);
+        /* a wrong pin fails though a session for the server exists */
+        expect_verify(c, "pin", "tls+tcp://localhost:%lld?pin=%s", s->port, wrong);
+
+        /* and fails on a resumed handshake too: the session's certificate
+         * is checked. Sessions are handed to OpenSSL directly, as no
+         * connection with another pin would ever be offered them; one each
+         * (OpenSSL uses a TLS 1.3 session once), kept out of the cache. */
+        SSL_SESSION *sess[2];
+        for (int i = 0; i < 2; i++) {
+                conduit_flow *f = connect_ok(c, "tls+tcp://localhost:%lld?pin=%s&session_cache=0",
+                                             s->port, pin);
+                ping(f);
+                sess[i] = SSL_get1_session(qssl(f));
+                ck_assert_ptr_nonnull(sess[i]);
+                ck_assert(SSL_SESSION_is_resumable(sess[i]));
+                ck_assert_ptr_nonnull(SSL_SESSION_get0_peer(sess[i]));
+                conduit_flow_free(f);
+        }
+        static const char *const what[] = { "wrong pin", "right pin" };
+        for (int i = 0; i < 2; i++) {
+                char *opts = fmt("servername=localhost&pin=%s", i ? FX->self_pin : FX->server_pin);
+                conduit_flow *raw = connect_ok(c, "tcp://127.0.0.1:%lld", s->port), *f = NULL;
+                tc_ok(conduit_tls_client(c, raw, opts, &f));
+                ck_assert_int_eq(SSL_set_session(qssl(f), sess[i]), 1);
+                int r = conduit_tls_handshake(f);
+                ck_assert_msg(r == (i ? 0 : CONDUIT_E_TLS_VERIFY),
+                              "resumed handshake, %s: %d (%s) %s", what[i], r, conduit_strerror(r),
+                              conduit_flow_error_message(f));
+                ck_assert_msg(SSL_session_reused(qssl(f)) == 1, "%s: not resumed", what[i]);
+                if (i) {
+                        ping(f);
+                        ck_assert_int_eq(resumed(f), 1);
+                } else {
+                        ck_assert(has_ci(conduit_flow_error_message(f), "pin"));
+                }
+                conduit_flow_free(f);
+                SSL_SESSION_free(sess[i]);
+                free(opts);
+        }
+        free(pin);
+        free(wrong);
+        conduit_ctx_free(c);
+        srv_stop(s);
+}
+END_TEST
+
+START_TEST(resumption_off)
+{
+        struct srv *s = srv_start(NULL, NULL, NULL, NULL, "tls+tcp://127.0.0.1:0?cert=%s&key=%s",
+                                  FX->server_cert, FX->server_key);
+        conduit_ctx *c = client_ctx();
+        /* by the URI */
+        for (int i = 0; i < 3; i++)
+                ck_resumed(0, c, "tls+tcp://localhost:%lld?cafile=%s&session_cache=0", s->port,
+                           FX->ca_cert);
+        /* by the context, unless the URI says otherwise */
+        tc_ok(conduit_ctx_set_tls_option(c, "session_cache", "off"));
+        for (int i = 0; i < 2; i++)
+                ck_resumed(0, c, "tls+tcp://localhost:%lld?cafile=%s", s->port, FX->ca_cert);
+        ck_resumed(0, c, "tls+tcp://localhost:%lld?cafile=%s&session_cache=1", s->port,
+                   FX->ca_cert);
+        ck_resumed(1, c, "tls+tcp://localhost:%lld?cafile=%s&session_cache=1", s->port,
+                   FX->ca_cert);
+        tc_err(conduit_ctx_set_tls_option(c, "session_cache", "maybe"), CONDUIT_E_OPTION_VALUE);
+        conduit_ctx_free(c);
+        srv_stop_clean(s);
+
+        /* a server with session_cache=0 issues no tickets and resumes nothing */
+        s = srv_start(NULL, NULL, NULL, NULL,
+                      "tls+tcp://127.0.0.1:0?cert=%s&key=%s&session_cache=0", FX->server_cert,
+                      FX->server_key);
+        c = client_ctx();
+        for (int i = 0; i < 2; i++) {
+                ck_resumed(0, c, "tls+tcp://localhost:%lld?cafile=%s", s->port, FX->ca_cert);
+                ck_resumed(0, c, "tls+tcp://localhost:%lld?cafile=%s&max_version=1.2", s->port,
+                           FX->ca_cert);
+        }
+        conduit_ctx_free(c);
+        srv_stop_clean(s);
+}
+END_TEST
+
+/* ---- resumption with the openssl command-line tool ------------------------- */
+
+static bool have_openssl_cli(void)
+{
+        int r = system("command -v openssl >/dev/null 2>&1");
+        if (r != 0)
+                fprintf(stderr, "# skipped: no openssl command\n");
+        return r == 0;
+}
+
+/* openssl s_server -rev (lines come back reversed) on Unix socket path,
+ * speaking only version ("-tls1_3"); waits (bounded) for the socket. */
+static pid_t start_s_server(const char *path, const char *version)
+{
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int null = open("/dev/null", O_RDWR);
+                if (null >= 0) {
+                        dup2(null, 0);
+                        dup2(null, 1);
+                        dup2(null, 2);
+                }
+                execlp("timeout", "timeout", "60", "openssl", "s_server", "-unix", path, "-cert",
+                       FX->server_cert, "-key", FX->server_key, "-rev", "-naccept", "8", version,
+                       (char *)NULL);
+                _exit(127);
+        }
+        struct stat st;
+        for (int i = 0; i < 1000 && stat(path, &st) != 0; i++)
+                usleep(10000);
+        ck_assert_msg(stat(path, &st) == 0, "openssl s_server did not create %s", path);
+        return pid;
+}
+
+static void stop_s_server(pid_t pid)
+{
+        kill(pid, SIGTERM);
+        int st;
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+}
+
+/* "ping\n" comes back as "gnip\n". */
+static int visit_s_server(conduit_ctx *c, const char *uri, const char *version)
+{
+        conduit_flow *f = connect_ok(c, "%s", uri);
+        tc_write_all(f, "ping\n", 5);
+        char buf[5];
+        read_exact(f, buf, 5);
+        ck_assert(memcmp(buf, "gnip\n", 5) == 0);
+        ck_assert_pstr_eq(qstr(f, CONDUIT_QUERY_TLS_VERSION), version);
+        int r = resumed(f);
+        conduit_flow_free(f);
+        return r;
+}
+
+START_TEST(resumption_with_s_server)
+{
+        if (!have_openssl_cli())
+                return;
+        /* s_server -unix wants a short path */
+        char dir[] = "/tmp/ctrXXXXXX";
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        static const char *const versions[][2] = { { "-tls1_3", "TLSv1.3" },
+                                                   { "-tls1_2", "TLSv1.2" } };
+        for (size_t v = 0; v < 2; v++) {
+                char *path = fmt("%s/s%zu", dir, v);
+                pid_t pid = start_s_server(path, versions[v][0]);
+                conduit_ctx *c = client_ctx();
+                char *uri = fmt("tls+unix://%s?servername=localhost&cafile=%s", path, FX->ca_cert);
+                ck_assert_msg(visit_s_server(c, uri, versions[v][1]) == 0, "%s: first resumed",
+                              versions[v][1]);
+                ck_assert_msg(visit_s_server(c, uri, versions[v][1]) == 1, "%s: not resumed",
+                              versions[v][1]);
+                ck_assert_msg(visit_s_server(c, uri, versions[v][1]) == 1, "%s: third not resumed",
+                              versions[v][1]);
+                free(uri);
+                conduit_ctx_free(c);
+                stop_s_server(pid);
+                unlink(path);
+                free(path);
+        }
+        rmdir(dir);
+}
+END_TEST
+
+/* Says hello (after the handshake, so after any TLS 1.3 tickets), then
+ * closes once the client did. */
+static void serve_hello(struct srv *s, conduit_flow *f)
+{
+        (void)s;
+        if (conduit_flow_write(f, "hello\n", 6) == 6)
+                (void)conduit_flow_shutdown(f, CONDUIT_SHUT_WR);
+        char b[64];
+        while (conduit_flow_read(f, b, sizeof(b)) > 0)
+                ;
+        conduit_flow_free(f);
+}
+
+/* Runs s_client against port with extra arguments; returns its output. */
+static char *s_client(const char *dir, long long port, const char *args)
+{
+        char *out = fmt("%s/out", dir);
+        char *cmd = fmt("timeout 60 openssl s_client -connect 127.0.0.1:%lld -servername localhost "
+                        "-CAfile %s -verify_return_error -ign_eof %s </dev/null >%s 2>&1",
+                        port, FX->ca_cert, args, out);
+        int r = system(cmd);
+        ck_assert_msg(r == 0, "%s: status %d", cmd, r);
+        size_t len = 0;
+        FILE *fp = fopen(out, "r");
+        ck_assert_ptr_nonnull(fp);
+        char *text = calloc(1, 65536);
+        ck_assert_ptr_nonnull(text);
+        len = fread(text, 1, 65535, fp);
+        text[len] = '\0';
+        fclose(fp);
+        unlink(out);
+        free(out);
+        free(cmd);
+        return text;
+}
+
+START_TEST(resumed_by_s_client)
+{
+        if (!have_openssl_cli())
+                return;
+        char *dir = tc_tmpdir();
+        static const char *const versions[][2] = { { "-tls1_3", "TLSv1.3" },
+                                                   { "-tls1_2", "TLSv1.2" } };
+        for (size_t v = 0; v < 2; v++) {
+                struct srv *s = srv_start(NULL, serve_hello, NULL, NULL,
+                                          "tls+tcp://127.0.0.1:0?cert=%s&key=%s", FX->server_cert,
+                                          FX->server_key);
+                char *sess = fmt("%s/sess%zu.pem", dir, v);
+                char *args = fmt("%s -sess_out %s", versions[v][0], sess);
+                char *out = s_client(dir, s->port, args);
+                char *want = fmt("New, %s", versions[v][1]);
+                ck_assert_msg(strstr(out, want) && strstr(out, "hello"), "first s_client %s: %s",
+                              versions[v][1], out);
+                free(out);
+                free(args);
+                free(want);
+                args = fmt("%s -sess_in %s", versions[v][0], sess);
+                out = s_client(dir, s->port, args);
+                want = fmt("Reused, %s", versions[v][1]);
+                ck_assert_msg(strstr(out, want) && strstr(out, "hello"), "second s_client %s: %s",
+                              versions[v][1], out);
+                ck_assert_int_eq(srv_facts(s, 0).resumed, 0);
+                ck_assert_int_eq(srv_facts(s, 1).resumed, 1);
+                ck_assert_str_eq(srv_facts(s, 1).version, versions[v][1]);
+                free(out);
+                free(args);
+                free(want);
+                unlink(sess);
+                free(sess);
+                srv_stop(s);
+        }
+        tc_rmtree(dir);
+        free(dir);
+}
+END_TEST
+
 static void fixtures_setup(void)
 {
         (void)tls_fixtures();
@@ -2077,6 +2492,19 @@ static Suite *suite(void)
         tcase_add_test(tc, context_defaults);
         tcase_add_test(tc, client_handshake_timeout);
         tcase_add_test(tc, listener_serves_while_silent_client_waits);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("resumption");
+        tcase_set_timeout(tc, 120);
+        tcase_add_unchecked_fixture(tc, fixtures_setup, NULL);
+        tcase_add_test(tc, resumption_tcp);
+        tcase_add_test(tc, resumption_unix);
+        tcase_add_test(tc, resumption_tls12);
+        tcase_add_test(tc, resumption_unverified_not_offered);
+        tcase_add_test(tc, resumption_checks_pin);
+        tcase_add_test(tc, resumption_off);
+        tcase_add_test(tc, resumption_with_s_server);
+        tcase_add_test(tc, resumed_by_s_client);
         suite_add_tcase(s, tc);
         return s;
 }

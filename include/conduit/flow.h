@@ -177,7 +177,8 @@ typedef enum conduit_query {
         CONDUIT_QUERY_TLS_PEER_SUBJECT = 19,  /* const char *: RFC 2253, NULL if no certificate */
         CONDUIT_QUERY_TLS_VERIFY_RESULT = 20, /* long: X509_V_OK (0) or the X509_V_ERR_* code */
         CONDUIT_QUERY_TLS_SERVERNAME = 21,    /* const char *: SNI sent (client) or received */
-        CONDUIT_QUERY_TLS_SSL = 22            /* void *: the OpenSSL SSL object, for experts */
+        CONDUIT_QUERY_TLS_SSL = 22,           /* void *: the OpenSSL SSL object, for experts */
+        CONDUIT_QUERY_TLS_RESUMED = 23 /* int: 1 if the handshake resumed a session, else 0 */
 } conduit_query;
 
 struct conduit_peer_cred {

@@ -60,6 +60,8 @@ struct tls_flow {
         char *subject;
         char *alpn;
         conduit_endp *tls_endp; /* options and server name of this layer */
+        char *sess_key;         /* client: where its sessions go (NULL: nowhere) */
+        SSL_SESSION *sess_held; /* a session from the handshake, until it passed */
 };
 
 /* What the last TLS operation of this thread waits for: the reader and the
@@ -69,6 +71,34 @@ static _Thread_local int last_wants;
 static struct tls_flow *tls(conduit_flow *f)
 {
         return conduit__container_of(f, struct tls_flow, base);
+}
+
+/* ---- session resumption ---------------------------------------------------- */
+
+/* Ex-data slot of a client SSL: its flow, for the new-session callback. */
+static int flow_index = -1;
+static pthread_once_t flow_index_once = PTHREAD_ONCE_INIT;
+
+static void flow_index_init(void)
+{
+        flow_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* A session to resume later: TLS 1.3 tickets arrive after the handshake
+ * (read by SSL_read) and go to the cache at once; a TLS 1.2 session comes
+ * within the handshake, before our own checks (pins) passed, and waits in
+ * the flow until they did. Called with the flow's lock held. */
+int conduit__tls_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+        struct tls_flow *t = flow_index >= 0 ? SSL_get_ex_data(ssl, flow_index) : NULL;
+        if (!t || !t->sess_key || !t->base.ctx)
+                return 0;
+        if (!t->done) {
+                SSL_SESSION_free(t->sess_held);
+                t->sess_held = sess;
+                return 1;
+        }
+        return conduit__tls_session_put(t->base.ctx, t->sess_key, sess);
 }
 
 /* ---- the BIO over the inner flow ----------------------------------------- */
@@ -433,9 +463,9 @@ static void log_handshake(struct tls_flow *t)
         char subject[512] = "none";
         if (cert)
                 X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
-        conduit__log(ctx, CONDUIT_LOG_DEBUG, "TLS handshake done (%s): %s %s, ALPN %.*s, peer %s",
-                     t->server ? "server" : "client", SSL_get_version(t->ssl),
-                     SSL_get_cipher_name(t->ssl), alen ? (int)alen : 4,
+        conduit__log(ctx, CONDUIT_LOG_DEBUG, "TLS handshake done (%s%s): %s %s, ALPN %.*s, peer %s",
+                     t->server ? "server" : "client", SSL_session_reused(t->ssl) ? ", resumed" : "",
+                     SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl), alen ? (int)alen : 4,
                      alen ? (const char *)alpn : "none", subject);
 }
 
@@ -451,9 +481,16 @@ static int step(struct tls_flow *t)
                                                        "TLS handshake: closed by the peer")
                               : r;
         }
+        /* A resumed session has no certificate message: the peer's
+         * certificate is the session's, and the pin is checked all the same. */
         if (t->pins && (r = check_pin(t)) < 0)
                 return r;
         t->done = true;
+        if (t->sess_held) {
+                if (!conduit__tls_session_put(t->base.ctx, t->sess_key, t->sess_held))
+                        SSL_SESSION_free(t->sess_held);
+                t->sess_held = NULL;
+        }
         log_handshake(t);
         return 0;
 }
@@ -658,7 +695,8 @@ static int tls_query(conduit_flow *f, int what, void *ret)
         case CONDUIT_QUERY_TLS_SSL: *(void **)ret = t->ssl; return 0;
         default: break;
         }
-        if (what < CONDUIT_QUERY_TLS_VERSION || what > CONDUIT_QUERY_TLS_SERVERNAME)
+        if ((what < CONDUIT_QUERY_TLS_VERSION || what > CONDUIT_QUERY_TLS_SERVERNAME) &&
+            what != CONDUIT_QUERY_TLS_RESUMED)
                 return -ENOPROTOOPT;
         if (!t->done)
                 return conduit_flow_set_error(f, -ENOTCONN, "TLS handshake not done");
@@ -708,6 +746,7 @@ static int tls_query(conduit_flow *f, int what, void *ret)
                 /* the SNI sent or received; none for an IP literal */
                 *s = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
                 return 0;
+        case CONDUIT_QUERY_TLS_RESUMED: *(int *)ret = SSL_session_reused(t->ssl); return 0;
         }
         return -ENOPROTOOPT;
 }
@@ -715,6 +754,12 @@ static int tls_query(conduit_flow *f, int what, void *ret)
 static void tls_destroy(conduit_flow *f)
 {
         struct tls_flow *t = tls(f);
+        /* Freeing a client's SSL without our close_notify makes OpenSSL
+         * mark its session not resumable. An authenticated connection that
+         * is merely dropped leaves its sessions good (OpenSSL itself drops
+         * them on fatal alerts, sent or received). */
+        if (!t->server && t->done)
+                SSL_set_shutdown(t->ssl, SSL_get_shutdown(t->ssl) | SSL_SENT_SHUTDOWN);
         SSL_free(t->ssl);
         free(t->obuf);
         pthread_mutex_destroy(&t->lock);
@@ -723,6 +768,8 @@ static void tls_destroy(conduit_flow *f)
         free(t->subject);
         free(t->alpn);
         conduit_endp_free(t->tls_endp);
+        free(t->sess_key);
+        SSL_SESSION_free(t->sess_held);
 }
 
 static const conduit_flow_ops tls_ops = {
@@ -779,7 +826,8 @@ int conduit__tls_wrap(conduit_ctx *ctx, conduit_flow *inner, const conduit_endp 
                                           transport ? conduit_endp_kind_name(transport->kind)
                                                     : "this flow");
         pthread_once(&bio_once, bio_init_method);
-        if (!bio_method)
+        pthread_once(&flow_index_once, flow_index_init);
+        if (!bio_method || flow_index < 0)
                 return conduit__set_error(-ENOMEM, "cannot create the TLS BIO method");
         SSL_CTX *sc = conduit__tls_sslctx(ctx, &c, err, sizeof(err));
         if (!sc)
@@ -815,6 +863,18 @@ int conduit__tls_wrap(conduit_ctx *ctx, conduit_flow *inner, const conduit_endp 
                         X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
                         int r = ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, name)
                                    : X509_VERIFY_PARAM_set1_host(vp, name, 0);
+                        if (r != 1)
+                                goto nomem;
+                }
+                /* a session from an earlier connection to the same peer
+                 * with the same settings (docs/tls.md: session resumption) */
+                if (SSL_set_ex_data(ssl, flow_index, t) != 1)
+                        goto nomem;
+                t->sess_key = conduit__tls_session_key(&c, name, conduit_flow_peer(inner));
+                SSL_SESSION *sess = t->sess_key ? conduit__tls_session_get(ctx, t->sess_key) : NULL;
+                if (sess) {
+                        int r = SSL_set_session(ssl, sess);
+                        SSL_SESSION_free(sess);
                         if (r != 1)
                                 goto nomem;
                 }
@@ -859,6 +919,7 @@ nomem:
         if (t) {
                 free(t->pins);
                 free(t->name);
+                free(t->sess_key);
                 conduit_endp_free(t->tls_endp);
                 free(t);
         }

@@ -882,8 +882,11 @@ static void trace_tls(struct cat *c, const struct end *e)
         char verify[64] = "";
         if (conduit_flow_query(e->rf, CONDUIT_QUERY_TLS_VERIFY_RESULT, &vr) == 0 && vr != 0)
                 snprintf(verify, sizeof(verify), ", verify result %ld (not verified)", vr);
-        trace(c, 1, "TLS with %s: %s, cipher %s, ALPN %s, peer certificate %s%s", rname(e), version,
-              cipher ? cipher : "?", alpn ? alpn : "none", subject ? subject : "none", verify);
+        int resumed = 0;
+        (void)conduit_flow_query(e->rf, CONDUIT_QUERY_TLS_RESUMED, &resumed);
+        trace(c, 1, "TLS with %s: %s, cipher %s, ALPN %s, peer certificate %s%s%s", rname(e),
+              version, cipher ? cipher : "?", alpn ? alpn : "none", subject ? subject : "none",
+              verify, resumed ? ", resumed" : "");
 }
 
 /* Finishes the handshake of a TLS flow of a peer not yet watched (at once

@@ -66,6 +66,7 @@ static const struct opt_def {
         [CONDUIT__OPT_MIN_VERSION] = { "min_version", { NULL }, CONDUIT__ON_TLS, T_MIN_VERSION },
         [CONDUIT__OPT_MAX_VERSION] = { "max_version", { NULL }, CONDUIT__ON_TLS, T_MIN_VERSION },
         [CONDUIT__OPT_PIN] = { "pin", { NULL }, CONDUIT__ON_TLS, T_PIN },
+        [CONDUIT__OPT_SESSION_CACHE] = { "session_cache", { NULL }, CONDUIT__ON_TLS, T_BOOL },
 };
 
 /* The kernel's limits (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, MAX_TCP_KEEPCNT):
