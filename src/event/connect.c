@@ -40,6 +40,7 @@ struct attempt {
  * connect. */
 struct dns_ticket {
         conduit_connecting *c;
+        struct conduit__dns *d;
 };
 
 enum phase { PH_RESOLVE, PH_CONNECT, PH_RETRY_WAIT, PH_MUX, PH_TLS, PH_DONE };
@@ -774,7 +775,9 @@ static void on_dns(int result, struct evutil_addrinfo *res, void *arg)
 {
         struct dns_ticket *t = arg;
         conduit_connecting *c = t->c;
+        struct conduit__dns *d = t->d;
         free(t);
+        conduit__loop_dns_done(d);
         if (!c) {
                 if (res)
                         evutil_freeaddrinfo(res);
@@ -832,7 +835,7 @@ int conduit_loop_connect(conduit_loop *loop, const char *uri, conduit_connect_cb
                 resolved(c, n);
                 return 0;
         }
-        struct evdns_base *dns = conduit__loop_dns(loop);
+        struct conduit__dns *dns = conduit__loop_dns(loop);
         if (!dns) {
                 free(name);
                 conduit__set_error(-ENOMEM, "cannot start the DNS resolver");
@@ -855,9 +858,11 @@ int conduit_loop_connect(conduit_loop *loop, const char *uri, conduit_connect_cb
                 return 0;
         }
         t->c = c;
+        t->d = dns;
         c->ticket = t;
+        dns->pending++;
         struct evdns_getaddrinfo_request *req =
-                evdns_getaddrinfo(dns, name, NULL, &hints, on_dns, t);
+                evdns_getaddrinfo(dns->evdns, name, NULL, &hints, on_dns, t);
         if (c->ticket)
                 c->dns = req;
         free(name);

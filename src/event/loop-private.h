@@ -16,10 +16,21 @@ struct conduit__loop_obj {
         void (*destroy)(struct conduit__loop_obj *o);
 };
 
+/* The loop's evdns base. Lookups cancelled by a connect end with a
+ * callback evdns runs later, from the loop, and which needs the evdns base
+ * alive: a loop freed meanwhile leaves it to the last of those callbacks
+ * (conduit__loop_dns_done()). */
+struct conduit__dns {
+        struct evdns_base *evdns;
+        struct event_base *base;
+        int pending; /* lookups whose callback has not come yet */
+        bool orphan; /* the loop is gone */
+};
+
 struct conduit_loop {
         conduit_ctx *ctx;
         struct event_base *base;
-        struct evdns_base *dns;        /* made on the first lookup */
+        struct conduit__dns *dns;      /* made on the first lookup */
         struct conduit__loop_obj objs; /* list head */
 };
 
@@ -27,8 +38,11 @@ void conduit__loop_add(conduit_loop *loop, struct conduit__loop_obj *o,
                        void (*destroy)(struct conduit__loop_obj *o));
 void conduit__loop_remove(struct conduit__loop_obj *o);
 
-/* The loop's evdns base, made on first use. NULL on ENOMEM. */
-struct evdns_base *conduit__loop_dns(conduit_loop *loop);
+/* The loop's evdns, made on first use. NULL on ENOMEM. A lookup started
+ * with it counts in ->pending until its callback calls
+ * conduit__loop_dns_done(). */
+struct conduit__dns *conduit__loop_dns(conduit_loop *loop);
+void conduit__loop_dns_done(struct conduit__dns *d);
 
 /* conduit_loop_watch(); listed false keeps it off the loop's list (a
  * bridge's watch belongs to its bufferevent, not to the loop). */

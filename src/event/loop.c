@@ -22,23 +22,48 @@ int conduit_loop_new(conduit_ctx *ctx, struct event_base *base, conduit_loop **r
         return 0;
 }
 
-struct evdns_base *conduit__loop_dns(conduit_loop *loop)
+struct conduit__dns *conduit__loop_dns(conduit_loop *loop)
 {
         if (loop->dns)
                 return loop->dns;
-        loop->dns = evdns_base_new(loop->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-        if (!loop->dns)
+        struct conduit__dns *d = calloc(1, sizeof(*d));
+        if (!d)
                 return NULL;
+        d->base = loop->base;
+        d->evdns = evdns_base_new(loop->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (!d->evdns) {
+                free(d);
+                return NULL;
+        }
         /* the context's hosts file first: evdns answers with the entries of
          * every file it read, in order */
-        if (loop->ctx->hosts_file && evdns_base_load_hosts(loop->dns, loop->ctx->hosts_file) < 0)
+        if (loop->ctx->hosts_file && evdns_base_load_hosts(d->evdns, loop->ctx->hosts_file) < 0)
                 conduit__log(loop->ctx, CONDUIT_LOG_WARNING, "cannot read hosts file %s",
                              loop->ctx->hosts_file);
         /* then what getaddrinfo() would use: resolv.conf's servers and
          * options, and /etc/hosts. Without resolv.conf evdns asks
          * 127.0.0.1 (its default); hosts-file answers work anyway. */
-        evdns_base_resolv_conf_parse(loop->dns, DNS_OPTIONS_ALL, "/etc/resolv.conf");
-        return loop->dns;
+        evdns_base_resolv_conf_parse(d->evdns, DNS_OPTIONS_ALL, "/etc/resolv.conf");
+        loop->dns = d;
+        return d;
+}
+
+static void dns_free(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd, (void)what;
+        struct conduit__dns *d = arg;
+        evdns_base_free(d->evdns, 0);
+        free(d);
+}
+
+void conduit__loop_dns_done(struct conduit__dns *d)
+{
+        /* not from inside evdns' own callback: on the next pass */
+        if (--d->pending == 0 && d->orphan) {
+                static const struct timeval now = { 0, 0 };
+                if (event_base_once(d->base, -1, EV_TIMEOUT, dns_free, d, &now) < 0)
+                        d->orphan = true; /* leaks rather than frees under evdns */
+        }
 }
 
 void conduit__loop_add(conduit_loop *loop, struct conduit__loop_obj *o,
@@ -69,8 +94,14 @@ conduit_loop *conduit_loop_free(conduit_loop *loop)
                 conduit__loop_remove(o);
                 o->destroy(o);
         }
-        if (loop->dns)
-                evdns_base_free(loop->dns, 1);
+        if (loop->dns) {
+                /* every lookup was cancelled above; their callbacks may
+                 * still be on their way */
+                if (loop->dns->pending == 0)
+                        dns_free(-1, 0, loop->dns);
+                else
+                        loop->dns->orphan = true;
+        }
         conduit_ctx_free(loop->ctx);
         free(loop);
         return NULL;
