@@ -22,9 +22,9 @@ struct conduit__loop_obj {
  * (conduit__loop_dns_done()). */
 struct conduit__dns {
         struct evdns_base *evdns;
-        struct event_base *base;
-        int pending; /* lookups whose callback has not come yet */
-        bool orphan; /* the loop is gone */
+        struct event *free_ev; /* frees it, once orphaned and done */
+        int pending;           /* lookups whose callback has not come yet */
+        bool orphan;           /* the loop is gone */
 };
 
 struct conduit_loop {

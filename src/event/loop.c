@@ -22,6 +22,24 @@ int conduit_loop_new(conduit_ctx *ctx, struct event_base *base, conduit_loop **r
         return 0;
 }
 
+static void dns_free(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd, (void)what;
+        struct conduit__dns *d = arg;
+        evdns_base_free(d->evdns, 0);
+        event_free(d->free_ev);
+        free(d);
+}
+
+void conduit__loop_dns_done(struct conduit__dns *d)
+{
+        /* not from inside evdns' own callback: right after it, in the same
+         * pass of the loop (an event activated from a callback runs in the
+         * pass that activated it) */
+        if (--d->pending == 0 && d->orphan)
+                event_active(d->free_ev, 0, 0);
+}
+
 struct conduit__dns *conduit__loop_dns(conduit_loop *loop)
 {
         if (loop->dns)
@@ -29,9 +47,13 @@ struct conduit__dns *conduit__loop_dns(conduit_loop *loop)
         struct conduit__dns *d = calloc(1, sizeof(*d));
         if (!d)
                 return NULL;
-        d->base = loop->base;
         d->evdns = evdns_base_new(loop->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-        if (!d->evdns) {
+        d->free_ev = event_new(loop->base, -1, 0, dns_free, d);
+        if (!d->evdns || !d->free_ev) {
+                if (d->evdns)
+                        evdns_base_free(d->evdns, 0);
+                if (d->free_ev)
+                        event_free(d->free_ev);
                 free(d);
                 return NULL;
         }
@@ -46,24 +68,6 @@ struct conduit__dns *conduit__loop_dns(conduit_loop *loop)
         evdns_base_resolv_conf_parse(d->evdns, DNS_OPTIONS_ALL, "/etc/resolv.conf");
         loop->dns = d;
         return d;
-}
-
-static void dns_free(evutil_socket_t fd, short what, void *arg)
-{
-        (void)fd, (void)what;
-        struct conduit__dns *d = arg;
-        evdns_base_free(d->evdns, 0);
-        free(d);
-}
-
-void conduit__loop_dns_done(struct conduit__dns *d)
-{
-        /* not from inside evdns' own callback: on the next pass */
-        if (--d->pending == 0 && d->orphan) {
-                static const struct timeval now = { 0, 0 };
-                if (event_base_once(d->base, -1, EV_TIMEOUT, dns_free, d, &now) < 0)
-                        d->orphan = true; /* leaks rather than frees under evdns */
-        }
 }
 
 void conduit__loop_add(conduit_loop *loop, struct conduit__loop_obj *o,
