@@ -21,7 +21,7 @@ TESTDIR=${CONDUIT_TESTDIR:-$(dirname "$0")}
 
 conduit_cat_command "$CAT_BIN" 60 # TO: seconds any one step may take
 tap_tmpdir "${TMPDIR:-/tmp}/conduit-cat-test.XXXXXX"
-tap_plan 49
+tap_plan 51
 make_test_data
 
 # ---- transports -------------------------------------------------------------------
@@ -200,6 +200,65 @@ relay_listen() {
         wait_pid "$socat_pid" || { why "the socat listener exited with $?"; return 1; }
         cmp -s "$D/recv1" "$TMP/f2" || { why "the client did not get the listener's data"; return 1; }
         cmp -s "$D/recv2" "$TMP/f1" || { why "the listener did not get the client's data"; return 1; }
+        # two plain sockets: both directions move by splice(2)
+        [ "$(grep -c ': splice(2)$' "$D/cat.err")" = 2 ] ||
+                { why "expected both directions to splice"; return 1; }
+}
+
+# Zero copy from a regular file on stdin and into a pipe on stdout: an
+# echoing peer sends back the file, which must arrive whole, and -v says
+# that both directions spliced.
+splice_stdio() {
+        local rc
+        start_socat_listener tcp4 PIPE || return 1
+        timeout "$TO" bash -c 'f=$1; shift; "$@" <"$f" | cat >"$D/out"' _ "$TMP/f1" "${CAT[@]}" \
+                -v "$CAT_TO" 2>"$D/cat.err"
+        rc=$?
+        [ "$rc" = 0 ] || { why "conduit-cat exited with $rc"; return 1; }
+        wait_pid "$SOCAT_PID" || { why "socat exited with $?"; return 1; }
+        cmp -s "$D/out" "$TMP/f1" || { why "the echo is not the file ($(wc -c <"$D/out") bytes)"; return 1; }
+        grep -q "^conduit-cat: stdin -> .*: splice(2)$" "$D/cat.err" ||
+                { why "stdin (a regular file) was not spliced"; return 1; }
+        grep -q "^conduit-cat: .* -> stdout: splice(2)$" "$D/cat.err" ||
+                { why "stdout (a pipe) was not spliced"; return 1; }
+}
+
+# A peer that resets while conduit-cat splices a large file into it: the
+# relay fails with a reported error and exit status 1, never by SIGPIPE
+# (a splice into a reset socket raises it, a flow's write would not). The
+# peer sends EOF first, so that it is the write that meets the reset, not
+# a read.
+splice_reset() {
+        python3 - >"$D/port" 2>"$D/py.err" <<'PY' &
+import socket, struct
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+print(s.getsockname()[1], flush=True)
+c, _ = s.accept()
+c.shutdown(socket.SHUT_WR)
+c.recv(65536)  # the relay is under way; now reset
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+c.close()
+PY
+        BG+=($!)
+        wait_file "$D/port" 10
+        local port i rc
+        for ((i = 0; i < 100; i++)); do
+                port=$(cat "$D/port")
+                [ -n "$port" ] && break
+                sleep 0.1
+        done
+        [ -n "$port" ] || { why "the resetting peer did not start"; return 1; }
+        head -c $((256 * MIB)) /dev/zero >"$D/big"
+        timeout "$TO" "${CAT[@]}" -v "tcp://127.0.0.1:$port" <"$D/big" >"$D/out" 2>"$D/cat.err"
+        rc=$?
+        [ "$rc" = 1 ] || { why "exit status $rc, want 1 (141: killed by SIGPIPE)"; return 1; }
+        grep -q "^conduit-cat: stdin -> .*: splice(2)$" "$D/cat.err" ||
+                { why "stdin was not spliced"; return 1; }
+        grep -Eq "^conduit-cat: write to tcp://.*: (Broken pipe|Connection reset)" "$D/cat.err" ||
+                { why "no failed write reported"; return 1; }
+        rm -f "$D/big"
 }
 
 # -k: three clients one after another, all served by one conduit-cat.
@@ -225,12 +284,17 @@ keep_open() {
 NAME_RELAY_CONNECT="relay: conduit-cat URI1 URI2 (unix, tcp) carries the half-close across"
 NAME_RELAY_LISTEN="relay: conduit-cat -l URI1 URI2 (abstract to tcp), 1 MiB both ways"
 NAME_KEEP="-k serves three clients one after another"
+NAME_SPLICE_STDIO="zero copy: a file on stdin and a pipe on stdout are spliced, the echo arrives whole"
+NAME_SPLICE_RESET="zero copy: a peer reset while splicing into it is a reported error (status 1), no SIGPIPE"
 if $have_socat && $have_python; then
         t "$NAME_RELAY_CONNECT" relay_connect
         t "$NAME_RELAY_LISTEN" relay_listen
         t "$NAME_KEEP" keep_open
+        t "$NAME_SPLICE_STDIO" splice_stdio
+        t "$NAME_SPLICE_RESET" splice_reset
 else
-        for name in "$NAME_RELAY_CONNECT" "$NAME_RELAY_LISTEN" "$NAME_KEEP"; do
+        for name in "$NAME_RELAY_CONNECT" "$NAME_RELAY_LISTEN" "$NAME_KEEP" "$NAME_SPLICE_STDIO" \
+                "$NAME_SPLICE_RESET"; do
                 skip "$name" "socat or python3 not installed"
         done
 fi

@@ -11,18 +11,22 @@
  * carries a half-close across (EOF from one side becomes a write shutdown
  * of the other) and ends when both directions are done: no timers, no
  * fixed cut-off. With -l -k every client is served at once, in a relay of
- * its own. The manual is docs/conduit-cat.1. */
+ * its own. Between two plain descriptors (TCP, Unix, pipes, a file read)
+ * a direction moves its bytes with splice(2) through a pipe, never
+ * copying them to user space. The manual is docs/conduit-cat.1. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -248,6 +252,10 @@ struct dir {
         enum dir_state state;
         int err;   /* what ended the direction, 0 for EOF */
         bool owes; /* from the shared stdin: the hub's chunk is not all sent */
+        /* splice(2) from sfd to dfd, the bytes waiting in pipe[] instead of
+         * buf (len counts them); pipe[0] < 0 when copying through buf. */
+        int pipe[2];
+        int sfd, dfd;
 };
 
 /* A relay between two ends, or a client waiting for its relay. */
@@ -534,6 +542,99 @@ static void drop_reverse(struct cat *c, struct session *s, struct dir *d)
         dir_finish(c, s, r);
 }
 
+/* ---- zero copy ------------------------------------------------------------------ */
+
+/* The descriptor that carries exactly f's bytes in direction want (a
+ * CONDUIT_WANT_*), for splice(2), or -1. TCP and Unix flows qualify (their
+ * sockets are ours, and made non-blocking: splice into a socket waits
+ * unless the socket is O_NONBLOCK); among inherited descriptors, pipes
+ * (SPLICE_F_NONBLOCK covers them, their flags stay as they are) and a
+ * regular file to read. Not TLS (records, not bytes), not ttys, not
+ * vsock and hybrid vsock (a stripped "OK" line, untested here). */
+static int splice_fd(conduit_flow *f, int want)
+{
+        const char *backend = conduit_flow_backend(f);
+        int fd = conduit_flow_poll_fd(f, want);
+        if (fd < 0)
+                return -1;
+        if (strcmp(backend, "tcp") == 0 || strcmp(backend, "unix") == 0) {
+                int fl = fcntl(fd, F_GETFL);
+                if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
+                        return -1;
+                return fd;
+        }
+        struct stat st;
+        if (strcmp(backend, "fd") != 0 || fstat(fd, &st) < 0)
+                return -1;
+        if (S_ISFIFO(st.st_mode) || (S_ISREG(st.st_mode) && want == CONDUIT_WANT_READ))
+                return fd;
+        return -1;
+}
+
+/* Sets d up to splice when both of its ends can; otherwise it copies. */
+static void dir_splice_setup(struct cat *c, struct dir *d)
+{
+        d->pipe[0] = d->pipe[1] = -1;
+        if (d->src->shared || d->dst->shared)
+                return;
+        d->sfd = splice_fd(rflow(d->src), CONDUIT_WANT_READ);
+        d->dfd = d->sfd < 0 ? -1 : splice_fd(wflow(d->dst), CONDUIT_WANT_WRITE);
+        if (d->dfd < 0 || pipe2(d->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+                d->pipe[0] = d->pipe[1] = -1;
+                return;
+        }
+        /* as large as a copy's buffer; a smaller pipe works too */
+        (void)fcntl(d->pipe[1], F_SETPIPE_SZ, RELAY_BUF_SIZE);
+        /* splice into a socket or pipe that is gone raises SIGPIPE (the
+         * flows' own writes never do): keep it pending instead, and let
+         * the write fail with EPIPE like a flow's */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        trace(c, 1, "%s -> %s: splice(2)", rname(d->src), wname(d->dst));
+}
+
+static void dir_splice_end(struct dir *d)
+{
+        for (int i = 0; i < 2; i++)
+                if (d->pipe[i] >= 0)
+                        close(d->pipe[i]);
+        d->pipe[0] = d->pipe[1] = -1;
+}
+
+/* A SIGPIPE left pending by a failed splice goes, so that none piles up. */
+static void drop_sigpipe(void)
+{
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        static const struct timespec zero = { 0, 0 };
+        while (sigtimedwait(&set, NULL, &zero) == SIGPIPE)
+                ;
+}
+
+/* splice(2) cannot serve these descriptors after all (an old kernel, a
+ * socket family without splice): the direction copies from now on, the
+ * bytes already in the pipe first. Returns false if they cannot be read
+ * back (then the direction fails with err). */
+static bool dir_unsplice(struct cat *c, struct dir *d, int *err)
+{
+        trace(c, 1, "%s -> %s: splice(2) refused, copying", rname(d->src), wname(d->dst));
+        size_t got = 0;
+        while (got < d->len) {
+                ssize_t n = read(d->pipe[0], d->buf + got, d->len - got);
+                if (n <= 0) {
+                        *err = n < 0 ? -errno : -EIO;
+                        return false;
+                }
+                got += (size_t)n;
+        }
+        d->off = 0;
+        dir_splice_end(d);
+        return true;
+}
+
 /* Moves data from src to dst until one of them would block or the budget
  * is spent. What it waits for then follows from its state (session_wants). */
 static void dir_step(struct cat *c, struct session *s, struct dir *d)
@@ -552,6 +653,26 @@ static void dir_step(struct cat *c, struct session *s, struct dir *d)
                                       conduit_strerror(r));
                         dir_finish(c, s, d);
                         return;
+                }
+                if (d->pipe[0] >= 0 && d->len > 0) {
+                        ssize_t n = splice(d->pipe[0], NULL, d->dfd, NULL, d->len,
+                                           SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+                        int err = n < 0 ? -errno : 0;
+                        if (err == -EAGAIN)
+                                return;
+                        if ((err == -EINVAL || err == -ENOSYS) && d->bytes == 0 &&
+                            dir_unsplice(c, d, &err))
+                                continue;
+                        if (err) {
+                                if (err == -EPIPE)
+                                        drop_sigpipe();
+                                dir_write_failed(c, s, d, err);
+                                return;
+                        }
+                        trace(c, 2, "%zd bytes to %s", n, wname(d->dst));
+                        d->len -= (size_t)n;
+                        d->bytes += (uint64_t)n;
+                        continue;
                 }
                 if (d->len > 0) {
                         /* the shared stdout: another client's chunk first */
@@ -588,7 +709,20 @@ static void dir_step(struct cat *c, struct session *s, struct dir *d)
                         d->state = DIR_SHUTDOWN;
                         continue;
                 }
-                ssize_t n = conduit_flow_read(rflow(d->src), d->buf, RELAY_BUF_SIZE);
+                ssize_t n;
+                if (d->pipe[0] >= 0) {
+                        n = splice(d->sfd, NULL, d->pipe[1], NULL, RELAY_BUF_SIZE,
+                                   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+                        if (n < 0)
+                                n = -errno;
+                        if ((n == -EINVAL || n == -ENOSYS) && d->bytes == 0) {
+                                int err = 0;
+                                (void)dir_unsplice(c, d, &err); /* the pipe is empty */
+                                continue;
+                        }
+                } else {
+                        n = conduit_flow_read(rflow(d->src), d->buf, RELAY_BUF_SIZE);
+                }
                 if (n == -EAGAIN)
                         return;
                 if (n <= 0) {
@@ -650,6 +784,8 @@ static struct session *session_new(struct cat *c)
                 return NULL;
         }
         s->c = c;
+        for (int i = 0; i < 2; i++)
+                s->dir[i].pipe[0] = s->dir[i].pipe[1] = -1;
         s->next = c->sessions;
         if (c->sessions)
                 c->sessions->prev = s;
@@ -679,6 +815,8 @@ static void session_free(struct session *s)
                 free(s->dir[0].buf);
         }
         free(s->dir[1].buf);
+        dir_splice_end(&s->dir[0]);
+        dir_splice_end(&s->dir[1]);
         end_clear(&s->a);
         end_clear(&s->b);
         free(s);
@@ -758,8 +896,8 @@ static int session_start(struct session *s)
                 c->hub->members++;
                 a = &c->hub->io;
         }
-        s->dir[0] = (struct dir){ .src = a, .dst = &s->b };
-        s->dir[1] = (struct dir){ .src = &s->b, .dst = a };
+        s->dir[0] = (struct dir){ .src = a, .dst = &s->b, .pipe = { -1, -1 } };
+        s->dir[1] = (struct dir){ .src = &s->b, .dst = a, .pipe = { -1, -1 } };
         s->dir[0].buf = s->member ? c->hub->buf : malloc(RELAY_BUF_SIZE);
         s->dir[1].buf = malloc(RELAY_BUF_SIZE);
         if (!s->dir[0].buf || !s->dir[1].buf) {
@@ -771,6 +909,8 @@ static int session_start(struct session *s)
                 status = end_watch(c, &s->b, session_cb, session_cb, s);
         if (status != 0)
                 return status;
+        for (int i = 0; i < 2; i++)
+                dir_splice_setup(c, &s->dir[i]);
         s->start = now_s();
         session_run(s);
         return 0;
