@@ -110,7 +110,8 @@ static int add_tls_layers(conduit_ctx *ctx, const conduit_endp *e, conduit_flow 
 static int connect_list(conduit_ctx *ctx, conduit_endp **list, size_t n, int64_t until,
                         conduit_flow **ret)
 {
-        const conduit_endp **t = calloc(n, sizeof(*t));
+        const conduit_endp *few[4];
+        const conduit_endp **t = n <= 4 ? few : calloc(n, sizeof(*t));
         if (!t)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
@@ -135,7 +136,8 @@ static int connect_list(conduit_ctx *ctx, conduit_endp **list, size_t n, int64_t
                         }
                 r = add_tls_layers(ctx, list[w], f, deadline, &f);
         }
-        free(t);
+        if (t != few)
+                free(t);
         if (r == 0)
                 *ret = f;
         return r;
@@ -195,6 +197,18 @@ int conduit_connect_endp(conduit_ctx *ctx, const conduit_endp *e, conduit_flow *
         conduit_ctx *c = conduit__ctx_get(ctx);
         if (!c)
                 return -ENOMEM;
+        /* An endpoint that names no host (a path, an address, a CID) is
+         * its own resolution: no list to build and copy. */
+        if (e->kind != CONDUIT_ENDP_TLS &&
+            !(e->kind == CONDUIT_ENDP_TCP && e->host && !e->has_addr)) {
+                conduit_endp *one = (conduit_endp *)e; /* connecting only reads it */
+                conduit_flow *f = NULL;
+                int r = connect_retrying(c, &one, 1, &f);
+                if (r == 0)
+                        *ret = f;
+                conduit_ctx_free(c);
+                return r;
+        }
         conduit_endp **list = NULL;
         int n = conduit_resolve_endp(c, e, &list);
         int r = n;

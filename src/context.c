@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,17 +40,32 @@ int conduit_ctx_new(conduit_ctx **ret)
 
 conduit_ctx *conduit__ctx_ref(conduit_ctx *ctx)
 {
-        if (ctx)
+        if (ctx && !ctx->immortal)
                 atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
         return ctx;
 }
+
+/* The context every call given NULL shares: made on first use, never
+ * freed (it holds what a default context caches: the services file, TLS
+ * configurations and client sessions). */
+static _Atomic(conduit_ctx *) default_ctx;
+static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 
 conduit_ctx *conduit__ctx_get(conduit_ctx *ctx)
 {
         if (ctx)
                 return conduit__ctx_ref(ctx);
-        conduit_ctx *fresh;
-        return conduit_ctx_new(&fresh) < 0 ? NULL : fresh;
+        ctx = atomic_load_explicit(&default_ctx, memory_order_acquire);
+        if (ctx)
+                return ctx;
+        pthread_mutex_lock(&default_lock);
+        ctx = atomic_load_explicit(&default_ctx, memory_order_relaxed);
+        if (!ctx && conduit_ctx_new(&ctx) == 0) { /* else NULL: try again next time */
+                ctx->immortal = true;
+                atomic_store_explicit(&default_ctx, ctx, memory_order_release);
+        }
+        pthread_mutex_unlock(&default_lock);
+        return ctx;
 }
 
 static void free_services(struct conduit__service *s, size_t n)
@@ -61,7 +77,7 @@ static void free_services(struct conduit__service *s, size_t n)
 
 conduit_ctx *conduit_ctx_free(conduit_ctx *ctx)
 {
-        if (!ctx)
+        if (!ctx || ctx->immortal)
                 return NULL;
         if (atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) != 1)
                 return NULL;

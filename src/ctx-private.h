@@ -30,6 +30,7 @@ struct conduit__host {
 
 struct conduit_ctx {
         atomic_int refs;
+        bool immortal; /* the default context: never freed, not counted */
         struct conduit__service *services;
         size_t n_services;
         struct conduit__rewrite *rewrites;
@@ -67,9 +68,17 @@ int conduit__service_lookup(conduit_ctx *ctx, const char *scheme, uint16_t *ret_
 /* Takes a reference (ctx may be NULL: returns NULL). */
 conduit_ctx *conduit__ctx_ref(conduit_ctx *ctx);
 
-/* Returns ctx with a new reference, or a new default context when ctx is
- * NULL. Caller drops it with conduit_ctx_free(). NULL on ENOMEM. */
+/* Returns ctx with a new reference, or the process's default context when
+ * ctx is NULL (shared, never freed, not counted). Caller drops it with
+ * conduit_ctx_free(). NULL on ENOMEM. */
 conduit_ctx *conduit__ctx_get(conduit_ctx *ctx);
+
+/* Whether ctx has a log callback: what a trace would format (a URI, say)
+ * is only worth formatting then. */
+static inline bool conduit__log_enabled(const conduit_ctx *ctx)
+{
+        return ctx && ctx->log_fn;
+}
 
 /* Sends a debug trace through ctx's log callback, if any. */
 void conduit__log(const conduit_ctx *ctx, int level, const char *fmt, ...)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* TCP: connect (Happy Eyeballs across candidates), listen, options. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -42,16 +43,18 @@ struct attempt {
         size_t idx;
 };
 
-/* Starts a non-blocking connect. Returns the socket (connect in progress
- * or done), or a negative error. */
-static int start_attempt(const conduit_endp *e, bool *done)
+/* Starts a connect: non-blocking, or a blocking one that is done (or
+ * failed) on return unless a signal interrupted it. Returns the socket
+ * (connect in progress or done), or a negative error. */
+static int start_attempt(const conduit_endp *e, bool blocking, bool *done)
 {
         struct sockaddr_storage ss;
         socklen_t len;
         int r = conduit_endp_to_sockaddr(e, &ss, &len);
         if (r < 0)
                 return r;
-        int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+        int fd = socket(ss.ss_family, SOCK_STREAM | (blocking ? 0 : SOCK_NONBLOCK) | SOCK_CLOEXEC,
+                        IPPROTO_TCP);
         if (fd < 0)
                 return -errno;
         *done = false;
@@ -59,6 +62,7 @@ static int start_attempt(const conduit_endp *e, bool *done)
                 *done = true;
                 return fd;
         }
+        /* EINTR: the connect goes on, poll() tells when it is done */
         if (errno == EINPROGRESS || errno == EINTR)
                 return fd;
         r = -errno;
@@ -86,6 +90,9 @@ int conduit__tcp_connect_many(conduit_ctx *ctx, const conduit_endp *const *cands
         int last_err = -ECONNREFUSED, winner = -1;
         size_t winner_idx = 0, nact = 0, next = 0;
         int64_t next_start = conduit__now_ms();
+        /* one address and no deadline: a blocking connect, as a
+         * hand-written client would make (no poll, no flag changes) */
+        bool blocking = n == 1 && deadline < 0;
         if (!act || !pfd) {
                 free(act);
                 free(pfd);
@@ -101,13 +108,15 @@ int conduit__tcp_connect_many(conduit_ctx *ctx, const conduit_endp *const *cands
                  * when nothing is in flight. */
                 if (next < n && (nact == 0 || now >= next_start)) {
                         const conduit_endp *e = cands[next];
-                        char *s = conduit__endp_str(e);
-                        conduit__log(ctx, CONDUIT_LOG_DEBUG,
-                                     "connecting to %s (attempt %zu of %zu)", s ? s : "?", next + 1,
-                                     n);
-                        free(s);
+                        if (conduit__log_enabled(ctx)) {
+                                char *s = conduit__endp_str(e);
+                                conduit__log(ctx, CONDUIT_LOG_DEBUG,
+                                             "connecting to %s (attempt %zu of %zu)", s ? s : "?",
+                                             next + 1, n);
+                                free(s);
+                        }
                         bool done = false;
-                        int fd = start_attempt(e, &done);
+                        int fd = start_attempt(e, blocking, &done);
                         if (fd < 0) {
                                 last_err = fd;
                                 note_failure(msg, sizeof(msg), e, fd);
@@ -183,7 +192,8 @@ int conduit__tcp_connect_many(conduit_ctx *ctx, const conduit_endp *const *cands
                 }
                 return last_err;
         }
-        int r = conduit__set_nonblock(winner, false);
+        /* the socket was made with SOCK_NONBLOCK as its only status flag */
+        int r = blocking ? 0 : fcntl(winner, F_SETFL, 0) < 0 ? -errno : 0;
         conduit_flow *f = NULL;
         if (r < 0 || (r = conduit__sock_flow_new(ctx, &conduit__tcp_ops, winner, true, &f)) < 0) {
                 close(winner);
@@ -198,9 +208,11 @@ int conduit__tcp_connect_many(conduit_ctx *ctx, const conduit_endp *const *cands
                 conduit_flow_free(f);
                 return r;
         }
-        char *s = conduit__endp_str(cands[winner_idx]);
-        conduit__log(ctx, CONDUIT_LOG_DEBUG, "connected to %s", s ? s : "?");
-        free(s);
+        if (conduit__log_enabled(ctx)) {
+                char *s = conduit__endp_str(cands[winner_idx]);
+                conduit__log(ctx, CONDUIT_LOG_DEBUG, "connected to %s", s ? s : "?");
+                free(s);
+        }
         *ret = f;
         return 0;
 }

@@ -49,12 +49,11 @@ static int connect_deadline(int fd, const struct sockaddr *sa, socklen_t len, in
 int conduit__unix_connect(conduit_ctx *ctx, const conduit_endp *e, int64_t deadline,
                           conduit_flow **ret)
 {
-        char *s = conduit__endp_str(e);
-        if (!e->abstract && e->path_len == 0) {
-                free(s);
+        if (!e->abstract && e->path_len == 0)
                 return conduit__set_error(-EDESTADDRREQ,
                                           "cannot connect to an unnamed Unix socket");
-        }
+        /* the name is formatted for traces and errors only */
+        char *s = conduit__log_enabled(ctx) ? conduit__endp_str(e) : NULL;
         conduit__log(ctx, CONDUIT_LOG_DEBUG, "connecting to %s", s ? s : "?");
         struct sockaddr_storage ss;
         socklen_t len;
@@ -81,6 +80,8 @@ int conduit__unix_connect(conduit_ctx *ctx, const conduit_endp *e, int64_t deadl
         *ret = f;
         return 0;
 fail:
+        if (!s)
+                s = conduit__endp_str(e);
         conduit__set_error(r, "%s: %s", s ? s : "?", conduit_strerror(r));
         free(s);
         if (fd >= 0)
