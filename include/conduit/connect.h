@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* libconduit: resolving and connecting (blocking API).
  *
- * ctx may be NULL in every function here: a default context is then created
- * for the call (and kept alive by the flow it returns). */
+ * ctx may be NULL in every function here: the process's default context is
+ * then used (one for every call given NULL, made on first use with
+ * conduit_ctx_new()'s defaults and never freed; it cannot be configured,
+ * and it keeps TLS configurations and client sessions like any context,
+ * so clients connecting with NULL resume their TLS sessions). */
 #ifndef CONDUIT_CONNECT_H
 #define CONDUIT_CONNECT_H
 

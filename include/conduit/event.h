@@ -28,7 +28,8 @@ struct bufferevent;
  * system's resolv.conf and /etc/hosts). */
 typedef struct conduit_loop conduit_loop;
 
-/* ctx may be NULL (a default context). Errors: -EINVAL, -ENOMEM. */
+/* ctx may be NULL (the process's default context, see conduit/connect.h).
+ * Errors: -EINVAL, -ENOMEM. */
 CONDUIT_EXPORT int conduit_loop_new(conduit_ctx *ctx, struct event_base *base, conduit_loop **ret);
 
 /* Cancels pending connects (their callbacks do not run) and frees the

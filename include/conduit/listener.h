@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* libconduit: listeners (blocking API).
  *
- * ctx may be NULL: a default context is created for the listener. */
+ * ctx may be NULL: the process's default context (see conduit/connect.h). */
 #ifndef CONDUIT_LISTENER_H
 #define CONDUIT_LISTENER_H
 
