@@ -33,7 +33,8 @@ conduit_endp *conduit_endp_free(conduit_endp *e)
         free(e->zone);
         free(e->path);
         for (size_t i = 0; i < CONDUIT__OPT_COUNT; i++)
-                free(e->opt[i]);
+                if (e->opt[i]) /* mostly unset: no call for those */
+                        free(e->opt[i]);
         conduit_endp_free(e->inner);
         free(e);
         return NULL;
@@ -60,7 +61,8 @@ int conduit_endp_copy(const conduit_endp *e, conduit_endp **ret)
                         ok = false;
         }
         for (size_t i = 0; i < CONDUIT__OPT_COUNT; i++)
-                c->opt[i] = conduit__strdup_null(e->opt[i], &ok);
+                if (e->opt[i])
+                        c->opt[i] = conduit__strdup_null(e->opt[i], &ok);
         if (ok && e->inner && conduit_endp_copy(e->inner, &c->inner) < 0)
                 ok = false;
         if (!ok) {
