@@ -39,6 +39,7 @@ enum conduit__opt {
         CONDUIT__OPT_MAX_VERSION,   /* "1.2" / "1.3" */
         CONDUIT__OPT_PIN,           /* "sha256//BASE64[,sha256//BASE64...]" */
         CONDUIT__OPT_SESSION_CACHE, /* bool: session resumption (default on) */
+        CONDUIT__OPT_CIPHERSUITES,  /* "TLS_AES_128_GCM_SHA256,..." (TLS 1.3 only) */
         CONDUIT__OPT_COUNT
 };
 

@@ -192,6 +192,24 @@ static SSL_CTX *build(conduit_ctx *ctx, const struct conduit__tls_config *c, cha
         SSL_CTX_set_min_proto_version(sc, version_of(o[CONDUIT__OPT_MIN_VERSION], TLS1_2_VERSION));
         if (o[CONDUIT__OPT_MAX_VERSION])
                 SSL_CTX_set_max_proto_version(sc, version_of(o[CONDUIT__OPT_MAX_VERSION], 0));
+        if (o[CONDUIT__OPT_CIPHERSUITES]) {
+                /* TLS 1.3 only (TLS 1.2 keeps OpenSSL's default list):
+                 * "A,B" -> "A:B", preferred first */
+                char *list = strdup(o[CONDUIT__OPT_CIPHERSUITES]);
+                if (!list) {
+                        snprintf(err, errlen, "out of memory");
+                        goto fail;
+                }
+                for (char *p = list; *p; p++)
+                        *p = *p == ',' ? ':' : *p;
+                int ok = SSL_CTX_set_ciphersuites(sc, list);
+                free(list);
+                if (ok != 1) {
+                        ssl_err(err, errlen, "cannot set TLS 1.3 cipher suites",
+                                o[CONDUIT__OPT_CIPHERSUITES]);
+                        goto fail;
+                }
+        }
         SSL_CTX_set_mode(sc, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                      SSL_MODE_RELEASE_BUFFERS);
         SSL_CTX_set_options(sc, SSL_OP_NO_RENEGOTIATION);
@@ -299,8 +317,9 @@ fail:
 static char *cache_key(const struct conduit__tls_config *c)
 {
         static const enum conduit__opt keyed[] = {
-                CONDUIT__OPT_CAFILE, CONDUIT__OPT_CAPATH,      CONDUIT__OPT_CERT,
-                CONDUIT__OPT_KEY,    CONDUIT__OPT_MIN_VERSION, CONDUIT__OPT_MAX_VERSION,
+                CONDUIT__OPT_CAFILE,       CONDUIT__OPT_CAPATH,      CONDUIT__OPT_CERT,
+                CONDUIT__OPT_KEY,          CONDUIT__OPT_MIN_VERSION, CONDUIT__OPT_MAX_VERSION,
+                CONDUIT__OPT_CIPHERSUITES,
         };
         char *out = NULL;
         size_t size = 0;

@@ -2268,8 +2268,9 @@ static bool have_openssl_cli(void)
 }
 
 /* openssl s_server -rev (lines come back reversed) on Unix socket path,
- * speaking only version ("-tls1_3"); waits (bounded) for the socket. */
-static pid_t start_s_server(const char *path, const char *version)
+ * speaking only version ("-tls1_3"), with only the given TLS 1.3 suites
+ * (NULL: its defaults); waits (bounded) for the socket. */
+static pid_t start_s_server(const char *path, const char *version, const char *ciphersuites)
 {
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
@@ -2282,7 +2283,7 @@ static pid_t start_s_server(const char *path, const char *version)
                 }
                 execlp("timeout", "timeout", "60", "openssl", "s_server", "-unix", path, "-cert",
                        FX->server_cert, "-key", FX->server_key, "-rev", "-naccept", "8", version,
-                       (char *)NULL);
+                       ciphersuites ? "-ciphersuites" : (char *)NULL, ciphersuites, (char *)NULL);
                 _exit(127);
         }
         struct stat st;
@@ -2324,7 +2325,7 @@ START_TEST(resumption_with_s_server)
                                                    { "-tls1_2", "TLSv1.2" } };
         for (size_t v = 0; v < 2; v++) {
                 char *path = fmt("%s/s%zu", dir, v);
-                pid_t pid = start_s_server(path, versions[v][0]);
+                pid_t pid = start_s_server(path, versions[v][0], NULL);
                 conduit_ctx *c = client_ctx();
                 char *uri = fmt("tls+unix://%s?servername=localhost&cafile=%s", path, FX->ca_cert);
                 ck_assert_msg(visit_s_server(c, uri, versions[v][1]) == 0, "%s: first resumed",
@@ -2419,6 +2420,212 @@ START_TEST(resumed_by_s_client)
 }
 END_TEST
 
+/* ---- TLS 1.3 cipher suites (ciphersuites=) ------------------------------------- */
+
+#define CHACHA "TLS_CHACHA20_POLY1305_SHA256"
+#define AES128 "TLS_AES_128_GCM_SHA256"
+#define AES256 "TLS_AES_256_GCM_SHA384"
+
+START_TEST(ciphersuites_agree)
+{
+        /* a listener that allows only ChaCha20-Poly1305 */
+        struct srv *s = srv_start(NULL, NULL, NULL, NULL,
+                                  "tls+tcp://127.0.0.1:0?cert=%s&key=%s&ciphersuites=" CHACHA,
+                                  FX->server_cert, FX->server_key);
+        conduit_ctx *c = client_ctx();
+        conduit_flow *f = connect_ok(c, "tls+tcp://localhost:%lld?cafile=%s&ciphersuites=" CHACHA,
+                                     s->port, FX->ca_cert);
+        ping(f);
+        ck_assert_pstr_eq(qstr(f, CONDUIT_QUERY_TLS_VERSION), "TLSv1.3");
+        ck_assert_pstr_eq(qstr(f, CONDUIT_QUERY_TLS_CIPHER), CHACHA);
+        ck_assert_str_eq(srv_facts(s, 0).cipher, CHACHA);
+        conduit_flow_free(f);
+        /* a client with OpenSSL's default list gets it too */
+        f = connect_ok(c, "tls+tcp://localhost:%lld?cafile=%s&session_cache=0", s->port,
+                       FX->ca_cert);
+        ping(f);
+        ck_assert_pstr_eq(qstr(f, CONDUIT_QUERY_TLS_CIPHER), CHACHA);
+        conduit_flow_free(f);
+        /* a client without it fails the handshake; so does the 'same'
+         * client on the same context, its SSL_CTX is not the other's */
+        int r = tls_connect(c, &f, "tls+tcp://localhost:%lld?cafile=%s&ciphersuites=" AES128,
+                            s->port, FX->ca_cert);
+        ck_assert_msg(r == CONDUIT_E_TLS, "connect %s: %d (%s) [%s]", last_uri, r,
+                      conduit_strerror(r), conduit_ctx_error_message(c));
+        ck_assert_ptr_null(f);
+        /* TLS 1.2 keeps OpenSSL's default cipher list */
+        f = connect_ok(c, "tls+tcp://localhost:%lld?cafile=%s&max_version=1.2&ciphersuites=" AES128,
+                       s->port, FX->ca_cert);
+        ping(f);
+        ck_assert_pstr_eq(qstr(f, CONDUIT_QUERY_TLS_VERSION), "TLSv1.2");
+        conduit_flow_free(f);
+        srv_stop(s);
+
+        /* the client's order is its preference, and the server follows it */
+        s = srv_start(NULL, NULL, NULL, NULL, "tls+tcp://127.0.0.1:0?cert=%s&key=%s",
+                      FX->server_cert, FX->server_key);
+        static const char *const prefs[][2] = {
+                { AES256 "," CHACHA, AES256 },
+                { CHACHA ":" AES256, CHACHA },
+                { AES128, AES128 },
+        };
+        for (size_t i = 0; i < sizeof(prefs) / sizeof(prefs[0]); i++) {
+                f = connect_ok(c,
+                               "tls+tcp://localhost:%lld?cafile=%s&session_cache=0&ciphersuites=%s",
+                               s->port, FX->ca_cert, prefs[i][0]);
+                ping(f);
+                ck_assert_pstr_eq(qstr(f, CONDUIT_QUERY_TLS_CIPHER), prefs[i][1]);
+                conduit_flow_free(f);
+        }
+
+        /* a session is only offered to connections asking the same suites */
+        ck_resumed(0, c, "tls+tcp://localhost:%lld?cafile=%s&ciphersuites=" CHACHA, s->port,
+                   FX->ca_cert);
+        ck_resumed(1, c, "tls+tcp://localhost:%lld?cafile=%s&ciphersuites=" CHACHA, s->port,
+                   FX->ca_cert);
+        ck_resumed(0, c, "tls+tcp://localhost:%lld?cafile=%s&ciphersuites=" AES256 "," CHACHA,
+                   s->port, FX->ca_cert);
+        srv_stop(s);
+
+        /* context defaults, on both sides */
+        conduit_ctx *sctx = server_ctx();
+        tc_ok(conduit_ctx_set_tls_option(sctx, "cert", FX->server_cert));
+        tc_ok(conduit_ctx_set_tls_option(sctx, "key", FX->server_key));
+        tc_ok(conduit_ctx_set_tls_option(sctx, "ciphersuites", AES256 ":" CHACHA));
+        s = srv_start(sctx, NULL, NULL, NULL, "tls+tcp://127.0.0.1:0");
+        tc_ok(conduit_ctx_set_tls_option(c, "ciphersuites", CHACHA "," AES256));
+        f = connect_ok(c, "tls+tcp://localhost:%lld?cafile=%s", s->port, FX->ca_cert);
+        ping(f);
+        ck_assert_pstr_eq(qstr(f, CONDUIT_QUERY_TLS_CIPHER), CHACHA);
+        ck_assert_str_eq(srv_facts(s, 0).cipher, CHACHA);
+        conduit_flow_free(f);
+        /* the URI's own list wins over the default */
+        f = connect_ok(c, "tls+tcp://localhost:%lld?cafile=%s&ciphersuites=" AES256, s->port,
+                       FX->ca_cert);
+        ping(f);
+        ck_assert_pstr_eq(qstr(f, CONDUIT_QUERY_TLS_CIPHER), AES256);
+        conduit_flow_free(f);
+        tc_ok(conduit_ctx_set_tls_option(c, "ciphersuites", NULL));
+        srv_stop(s);
+        conduit_ctx_free(sctx);
+        conduit_ctx_free(c);
+}
+END_TEST
+
+START_TEST(ciphersuites_wrap_api)
+{
+        conduit_ctx *c = client_ctx(), *sctx = server_ctx();
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        conduit_flow *ci = NULL, *si = NULL, *cl = NULL, *srv = NULL;
+        tc_ok(conduit_flow_from_fd(sv[0], CONDUIT_FD_OWN, &ci));
+        tc_ok(conduit_flow_from_fd(sv[1], CONDUIT_FD_OWN, &si));
+        char *copts = fmt("servername=localhost&cafile=%s&ciphersuites=" AES256, FX->ca_cert);
+        char *sopts = fmt("cert=%s&key=%s&ciphersuites=" CHACHA "," AES256, FX->server_cert,
+                          FX->server_key);
+        tc_ok(conduit_tls_client(c, ci, copts, &cl));
+        tc_ok(conduit_tls_server(sctx, si, sopts, &srv));
+        handshake_both(cl, srv);
+        ck_assert_pstr_eq(qstr(cl, CONDUIT_QUERY_TLS_CIPHER), AES256);
+        ck_assert_pstr_eq(qstr(srv, CONDUIT_QUERY_TLS_CIPHER), AES256);
+        conduit_flow_free(cl);
+        conduit_flow_free(srv);
+        free(copts);
+        free(sopts);
+        conduit_ctx_free(sctx);
+        conduit_ctx_free(c);
+}
+END_TEST
+
+/* A refused value is CONDUIT_E_OPTION_VALUE with a message naming it. */
+static void expect_suite_error(int r, conduit_ctx *c, const char *want)
+{
+        const char *m = conduit_ctx_error_message(c);
+        ck_assert_msg(r == CONDUIT_E_OPTION_VALUE, "%d (%s) [%s], want CONDUIT_E_OPTION_VALUE", r,
+                      conduit_strerror(r), m);
+        ck_assert_msg(m && strstr(m, "ciphersuites") && strstr(m, want),
+                      "message '%s' lacks 'ciphersuites' or '%s'", m ? m : "(null)", want);
+}
+
+START_TEST(ciphersuites_parse_errors)
+{
+        conduit_ctx *c = client_ctx();
+        expect_suite_error(
+                conduit_ctx_set_tls_option(c, "ciphersuites", "TLS_AES_128_CCM_8_SHA256"), c,
+                "TLS_AES_128_CCM_8_SHA256 is not supported");
+        expect_suite_error(conduit_ctx_set_tls_option(c, "ciphersuites", AES128 ",FOO"), c,
+                           "unknown TLS 1.3 cipher suite 'FOO'");
+        expect_suite_error(
+                conduit_ctx_set_tls_option(c, "ciphersuites", "ECDHE-ECDSA-AES128-GCM-SHA256"), c,
+                "unknown TLS 1.3 cipher suite 'ECDHE-ECDSA-AES128-GCM-SHA256'");
+        expect_suite_error(conduit_ctx_set_tls_option(c, "ciphersuites", ""), c,
+                           "expected TLS 1.3 cipher suite names");
+        expect_suite_error(conduit_ctx_set_tls_option(c, "ciphersuites", AES128 ",," CHACHA), c,
+                           "empty cipher suite name");
+        expect_suite_error(conduit_ctx_set_tls_option(c, "ciphersuites", AES128 ":" AES128), c,
+                           "listed twice");
+        conduit_flow *f = NULL;
+        expect_suite_error(
+                conduit_connect(c, "tls+tcp://localhost:1?ciphersuites=TLS_AES_128_CCM_8_SHA256",
+                                &f),
+                c, "not supported");
+        ck_assert_ptr_null(f);
+        expect_suite_error(conduit_connect(c, "OPENSSL:localhost:1,ciphersuites=TLS_NULL", &f), c,
+                           "'TLS_NULL'");
+        ck_assert_ptr_null(f);
+        conduit_listener *l = NULL;
+        expect_suite_error(conduit_listen(c, "tls+tcp://127.0.0.1:0?ciphersuites=AES128", &l), c,
+                           "'AES128'");
+        ck_assert_ptr_null(l);
+        tc_err(conduit_connect(c, "tcp://localhost:1?ciphersuites=" AES128, &f), CONDUIT_E_OPTION);
+        /* the wrap API: the options string is checked before anything else */
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        conduit_flow *in = NULL;
+        tc_ok(conduit_flow_from_fd(sv[0], CONDUIT_FD_OWN, &in));
+        int r = conduit_tls_client(
+                c, in, "servername=localhost&ciphersuites=TLS_AES_128_CCM_8_SHA256", &f);
+        expect_suite_error(r, NULL, "TLS_AES_128_CCM_8_SHA256");
+        ck_assert_ptr_null(f);
+        conduit_flow_free(in);
+        close(sv[1]);
+        conduit_ctx_free(c);
+}
+END_TEST
+
+/* openssl s_server with only ChaCha20-Poly1305: a client that asks for
+ * AES-128-GCM only fails the handshake, one that asks for ChaCha gets it. */
+START_TEST(ciphersuites_with_s_server)
+{
+        if (!have_openssl_cli())
+                return;
+        char dir[] = "/tmp/ctcXXXXXX";
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        char *path = fmt("%s/s", dir);
+        pid_t pid = start_s_server(path, "-tls1_3", CHACHA);
+        conduit_ctx *c = client_ctx();
+        char *base = fmt("tls+unix://%s?servername=localhost&cafile=%s", path, FX->ca_cert);
+        conduit_flow *f = NULL;
+        int r = tls_connect(c, &f, "%s&ciphersuites=" AES128, base);
+        ck_assert_msg(r == CONDUIT_E_TLS, "connect %s: %d (%s) [%s]", last_uri, r,
+                      conduit_strerror(r), conduit_ctx_error_message(c));
+        ck_assert_ptr_null(f);
+        f = connect_ok(c, "%s&ciphersuites=" AES128 "," CHACHA, base);
+        tc_write_all(f, "ping\n", 5);
+        char buf[5];
+        read_exact(f, buf, 5);
+        ck_assert(memcmp(buf, "gnip\n", 5) == 0);
+        ck_assert_pstr_eq(qstr(f, CONDUIT_QUERY_TLS_CIPHER), CHACHA);
+        conduit_flow_free(f);
+        free(base);
+        conduit_ctx_free(c);
+        stop_s_server(pid);
+        unlink(path);
+        free(path);
+        rmdir(dir);
+}
+END_TEST
+
 static void fixtures_setup(void)
 {
         (void)tls_fixtures();
@@ -2505,6 +2712,15 @@ static Suite *suite(void)
         tcase_add_test(tc, resumption_off);
         tcase_add_test(tc, resumption_with_s_server);
         tcase_add_test(tc, resumed_by_s_client);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("ciphersuites");
+        tcase_set_timeout(tc, 60);
+        tcase_add_unchecked_fixture(tc, fixtures_setup, NULL);
+        tcase_add_test(tc, ciphersuites_agree);
+        tcase_add_test(tc, ciphersuites_wrap_api);
+        tcase_add_test(tc, ciphersuites_parse_errors);
+        tcase_add_test(tc, ciphersuites_with_s_server);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -28,7 +28,8 @@ extern "C" {
 /* Sets a context-wide default for a TLS option, with the names and values
  * of the URI options: "verify", "cafile", "capath", "cert", "key", "alpn",
  * "min_version", "max_version", "pin", "session_cache" ("0" turns session
- * resumption off; docs/tls.md) ("servername" too, though it rarely makes
+ * resumption off; docs/tls.md), "ciphersuites" (TLS 1.3 suites, preferred
+ * first) ("servername" too, though it rarely makes
  * sense for every peer). A URI's own option wins. value NULL removes
  * the default. Errors: CONDUIT_E_OPTION (unknown or not a TLS option),
  * CONDUIT_E_OPTION_VALUE, -ENAMETOOLONG, -EINVAL, -ENOMEM. */

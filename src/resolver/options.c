@@ -26,6 +26,7 @@ enum opt_type {
         T_ALPN,
         T_MIN_VERSION,
         T_PIN,
+        T_CIPHERSUITES,
 };
 
 #define ON_CONNECTING                                                                              \
@@ -67,6 +68,7 @@ static const struct opt_def {
         [CONDUIT__OPT_MAX_VERSION] = { "max_version", { NULL }, CONDUIT__ON_TLS, T_MIN_VERSION },
         [CONDUIT__OPT_PIN] = { "pin", { NULL }, CONDUIT__ON_TLS, T_PIN },
         [CONDUIT__OPT_SESSION_CACHE] = { "session_cache", { NULL }, CONDUIT__ON_TLS, T_BOOL },
+        [CONDUIT__OPT_CIPHERSUITES] = { "ciphersuites", { NULL }, CONDUIT__ON_TLS, T_CIPHERSUITES },
 };
 
 /* The kernel's limits (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, MAX_TCP_KEEPCNT):
@@ -361,6 +363,72 @@ static bool alpn_piece(const char *s, size_t len, void *userdata)
         return true;
 }
 
+/* The TLS 1.3 suites the ciphersuites option knows, in no particular
+ * order: TLS_AES_128_CCM_8_SHA256 (its 8-byte tag) is left out on purpose. */
+static const char *const tls13_suites[] = {
+        "TLS_AES_128_GCM_SHA256",
+        "TLS_AES_256_GCM_SHA384",
+        "TLS_CHACHA20_POLY1305_SHA256",
+        "TLS_AES_128_CCM_SHA256",
+};
+
+#define TLS13_SUITES_KNOWN                                                               \
+        "TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256, " \
+        "TLS_AES_128_CCM_SHA256"
+
+/* "A,B" or "A:B" (OpenSSL's separator, for the socat forms where ','
+ * separates options), names case-insensitive, each at most once. Writes
+ * the canonical "A,B" (upper case) into out (at least len + 1 bytes), or
+ * a message into why[whylen] and returns false. */
+static bool ciphersuites_canon(const char *s, size_t len, char *out, char *why, size_t whylen)
+{
+        size_t o = 0, start = 0;
+        unsigned seen = 0;
+        if (len == 0) {
+                conduit__errf(why, whylen,
+                              "expected TLS 1.3 cipher suite names (" TLS13_SUITES_KNOWN ")");
+                return false;
+        }
+        for (size_t i = 0; i <= len; i++) {
+                if (i < len && s[i] != ',' && s[i] != ':')
+                        continue;
+                const char *p = s + start;
+                size_t n = i - start;
+                int shown = n > SHOW_MAX ? SHOW_MAX : (int)n;
+                start = i + 1;
+                if (n == 0) {
+                        conduit__errf(why, whylen, "empty cipher suite name in the list");
+                        return false;
+                }
+                size_t k = 0;
+                while (k < CONDUIT__ARRAY_SIZE(tls13_suites) && !word_is(p, n, tls13_suites[k]))
+                        k++;
+                if (k == CONDUIT__ARRAY_SIZE(tls13_suites)) {
+                        if (word_is(p, n, "TLS_AES_128_CCM_8_SHA256"))
+                                conduit__errf(why, whylen,
+                                              "TLS_AES_128_CCM_8_SHA256 is not supported (8-byte "
+                                              "tag); use one of " TLS13_SUITES_KNOWN);
+                        else
+                                conduit__errf(why, whylen,
+                                              "unknown TLS 1.3 cipher suite '%.*s%s' "
+                                              "(known: " TLS13_SUITES_KNOWN ")",
+                                              shown, p, (size_t)shown < n ? "..." : "");
+                        return false;
+                }
+                if (seen & (1u << k)) {
+                        conduit__errf(why, whylen, "cipher suite %s listed twice", tls13_suites[k]);
+                        return false;
+                }
+                seen |= 1u << k;
+                if (o)
+                        out[o++] = ',';
+                memcpy(out + o, tls13_suites[k], strlen(tls13_suites[k]));
+                o += strlen(tls13_suites[k]);
+        }
+        out[o] = '\0';
+        return true;
+}
+
 static char *dup_n(const char *s, size_t len)
 {
         char *d = malloc(len + 1);
@@ -536,6 +604,21 @@ int conduit__opt_canon(enum conduit__opt o, const char *value, size_t len, char 
                         out = strdup("1.3");
                 else
                         why = "expected 1.2 or 1.3";
+                break;
+        }
+        case T_CIPHERSUITES: {
+                char whybuf[256];
+                /* canonical names are as long as the given ones */
+                if (!(out = malloc(len + 1)))
+                        break;
+                if (!ciphersuites_canon(value, len, out, whybuf, sizeof(whybuf))) {
+                        free(out);
+                        out = NULL;
+                        conduit__errf(err, errlen, "invalid value '%.*s%s' for option '%s': %s",
+                                      shown, value, (size_t)shown < len ? "..." : "", d->name,
+                                      whybuf);
+                        return CONDUIT_E_OPTION_VALUE;
+                }
                 break;
         }
         case T_PIN: {
