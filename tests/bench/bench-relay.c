@@ -42,6 +42,9 @@
 #define IO_TIMEOUT_MS    10000        /* no progress for this long: give up */
 #define START_TIMEOUT_MS 5000         /* a relay not listening after this: restart it */
 #define START_ATTEMPTS   5
+/* The one suite the TLS source offers, so that both relays use it (it is
+ * what both pick by default anyway). */
+#define TLS_SUITE "TLS_AES_256_GCM_SHA384"
 
 /* ---- the relay process ------------------------------------------------------ */
 
@@ -484,8 +487,8 @@ static void start(struct setup *s, enum kind k, struct addr *a, char *uri, size_
         if (k == K_CAT_TLS || k == K_SOCAT_TLS)
                 snprintf(uri, urisz,
                          "tls+tcp://127.0.0.1:%d?cafile=%s&servername=localhost&session_cache=0&"
-                         "connect_timeout=%d",
-                         port, s->cert, IO_TIMEOUT_MS / 1000);
+                         "ciphersuites=%s&connect_timeout=%d",
+                         port, s->cert, TLS_SUITE, IO_TIMEOUT_MS / 1000);
 }
 
 static const char *const kind_name[] = { "conduit-cat",  "socat",       "socat -b 131072",
@@ -571,6 +574,11 @@ static double transfer(struct setup *s, enum kind k, double *cpu)
                 conduit_flow_set_timeout(src.f, CONDUIT_TIMEOUT_WRITE, IO_TIMEOUT_MS);
                 if ((r = conduit_tls_handshake(src.f)) < 0)
                         bench_die("TLS handshake with the relay", r);
+                const char *suite = NULL;
+                if ((r = conduit_flow_query(src.f, CONDUIT_QUERY_TLS_CIPHER, &suite)) < 0)
+                        bench_die("query the TLS cipher", r);
+                if (!suite || strcmp(suite, TLS_SUITE) != 0)
+                        bench_die(suite ? suite : "no cipher", -EPROTO);
         }
 
         double t0 = bench_now();
