@@ -1719,6 +1719,87 @@ START_TEST(bulk_tls12)
 }
 END_TEST
 
+/* A user flow over a socket that takes at most stingy_budget more bytes
+ * (-1: any number), then says -EAGAIN though its descriptor polls
+ * writable: a transport that is full in the middle of a record. */
+static atomic_long stingy_budget = -1;
+
+static ssize_t stingy_writev(conduit_flow *f, const struct iovec *iov, int iovcnt)
+{
+        struct fdflow *u = conduit_flow_impl(f);
+        long b = atomic_load(&stingy_budget);
+        size_t len = iovcnt > 0 ? iov[0].iov_len : 0;
+        if (b == 0)
+                return -EAGAIN;
+        if (b > 0 && len > (size_t)b)
+                len = (size_t)b;
+        ssize_t n = send(u->fd, iov[0].iov_base, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0 && b > 0)
+                atomic_fetch_sub(&stingy_budget, (long)n);
+        return n >= 0 ? n : -errno;
+}
+
+static const conduit_flow_ops stingy_ops = {
+        .name = "stingy",
+        .read = ff_read,
+        .writev = stingy_writev,
+        .shutdown = ff_shutdown,
+        .get_fd = ff_get_fd,
+        .destroy = ff_destroy,
+};
+
+static void *release_budget(void *p)
+{
+        (void)p;
+        usleep(200000);
+        atomic_store(&stingy_budget, -1);
+        return NULL;
+}
+
+/* A blocking write returns once its bytes are on the transport: the part
+ * of a record the transport did not take waits in the write, not for a
+ * next operation of the writer (which may never come while the peer waits
+ * for the bytes). */
+START_TEST(blocking_write_leaves_nothing_behind)
+{
+        conduit_ctx *c = client_ctx(), *sctx = server_ctx();
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        struct fdflow *u = malloc(sizeof(*u));
+        ck_assert_ptr_nonnull(u);
+        u->fd = sv[0];
+        conduit_flow *ci = NULL, *si = NULL, *cl = NULL, *srv = NULL;
+        tc_ok(conduit_flow_new(&stingy_ops, u, &ci));
+        tc_ok(conduit_flow_from_fd(sv[1], CONDUIT_FD_OWN, &si));
+        char *copts = fmt("servername=localhost&cafile=%s", FX->ca_cert);
+        char *sopts = server_opts(FX->server_cert, FX->server_key);
+        tc_ok(conduit_tls_client(c, ci, copts, &cl));
+        tc_ok(conduit_tls_server(sctx, si, sopts, &srv));
+        handshake_both(cl, srv);
+        static unsigned char buf[16384];
+        atomic_store(&stingy_budget, 1000);
+        pthread_t t = tc_spawn(release_budget, NULL);
+        ck_assert_int_eq(conduit_flow_write(cl, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+        tc_join(t);
+        /* the writer does nothing more: the reader still gets every byte */
+        tc_ok(conduit_flow_set_timeout(srv, CONDUIT_TIMEOUT_READ, 3000));
+        size_t got = 0;
+        for (int i = 0; got < sizeof(buf) && i < 1000; i++) {
+                ssize_t n = conduit_flow_read(srv, buf, sizeof(buf) - got);
+                ck_assert_msg(n > 0, "read after %zu of %zu bytes: %zd (%s)", got, sizeof(buf), n,
+                              conduit_strerror((int)n));
+                got += (size_t)n;
+        }
+        ck_assert_uint_eq(got, sizeof(buf));
+        conduit_flow_free(cl);
+        conduit_flow_free(srv);
+        free(copts);
+        free(sopts);
+        conduit_ctx_free(sctx);
+        conduit_ctx_free(c);
+}
+END_TEST
+
 /* ---- the wrap API, TLS over TLS ---------------------------------------------- */
 
 START_TEST(wrap_socketpair_handshake_on_first_io)
@@ -2688,6 +2769,7 @@ static Suite *suite(void)
         tcase_add_test(tc, eof_without_close_notify_is_truncation);
         tcase_add_test(tc, key_update_tls13);
         tcase_add_test(tc, bulk_tls12);
+        tcase_add_test(tc, blocking_write_leaves_nothing_behind);
         tcase_add_test(tc, wrap_socketpair_handshake_on_first_io);
         tcase_add_test(tc, tls_over_tls);
         tcase_add_test(tc, no_sigpipe);

@@ -603,6 +603,26 @@ static ssize_t tls_writev(conduit_flow *f, const struct iovec *iov, int iovcnt)
         }
 out:
         settle(t, total);
+        /* A blocking write is done when its bytes are on the transport: a
+         * record the full transport left in the output buffer is waited
+         * out here (without the lock, so a reader goes on), not left to a
+         * next operation that may never come while the peer waits for it.
+         * A timeout leaves it for the next operation; an error is the
+         * next write's. */
+        int64_t deadline = conduit__deadline(f->timeout[CONDUIT_TIMEOUT_WRITE]);
+        while (total > 0 && !f->nonblocking && t->inner_pollable && t->olen > 0) {
+                int w = t->out_wants ? t->out_wants : CONDUIT_WANT_WRITE;
+                pthread_mutex_unlock(&t->lock);
+                int r = conduit__flow_wait(f->inner, w, deadline);
+                pthread_mutex_lock(&t->lock);
+                if (r < 0)
+                        break;
+                int fr = flush_out(t);
+                if (fr < 0 && fr != -EAGAIN) {
+                        t->out_err = fr;
+                        t->olen = t->ooff = 0;
+                }
+        }
         pthread_mutex_unlock(&t->lock);
         return total;
 }
