@@ -17,6 +17,10 @@
  * passing it on). */
 #define HIGH  (256 * 1024)
 #define CHUNK (64 * 1024)
+/* Reads start at this size and grow to CHUNK while they come back full:
+ * a connection of small messages does not allocate (and free) 64 KiB
+ * buffers for each. */
+#define MIN_CHUNK 4096
 
 /* Not on the loop's list: the bridge belongs to the program's
  * bufferevent, whose destruction libevent may defer (finalizers) — only
@@ -33,8 +37,9 @@ struct bridge {
         bool finish_out; /* the program is done writing: shut the flow's write side */
         bool shut_out;
         bool failed;
-        int busy;  /* callbacks of the bridge running (nested) */
-        bool dead; /* the program freed its bufferevent meanwhile */
+        size_t rsize; /* the next read's size: MIN_CHUNK to CHUNK */
+        int busy;     /* callbacks of the bridge running (nested) */
+        bool dead;    /* the program freed its bufferevent meanwhile */
 };
 
 static void destroy(struct bridge *b)
@@ -95,13 +100,19 @@ static void pump_in(struct bridge *b)
         struct evbuffer *out = bufferevent_get_output(b->mine);
         while (!b->eof_in && !b->failed && !b->dead && evbuffer_get_length(out) < HIGH) {
                 struct evbuffer_iovec v[2];
-                int nv = evbuffer_reserve_space(out, CHUNK, v, 2);
+                int nv = evbuffer_reserve_space(out, (ev_ssize_t)b->rsize, v, 2);
                 if (nv <= 0) {
                         fail(b, -ENOMEM, BEV_EVENT_READING);
                         return;
                 }
                 ssize_t n = conduit_flow_read(f, v[0].iov_base, v[0].iov_len);
                 if (n > 0) {
+                        /* read sizes follow the traffic: a full read
+                         * doubles the next, a small one halves it */
+                        if ((size_t)n == v[0].iov_len && b->rsize < CHUNK)
+                                b->rsize *= 2;
+                        else if ((size_t)n <= b->rsize / 4 && b->rsize > MIN_CHUNK)
+                                b->rsize /= 2;
                         v[0].iov_len = (size_t)n;
                         evbuffer_commit_space(out, v, 1);
                         continue;
@@ -268,6 +279,7 @@ int conduit_loop_bufferevent(conduit_loop *loop, conduit_flow *f, int options,
                 return -ENOMEM;
         }
         b->mine = pair[1];
+        b->rsize = MIN_CHUNK;
         b->eof_ev = evtimer_new(loop->base, on_eof, b);
         if (!b->eof_ev) {
                 bufferevent_free(pair[0]);

@@ -167,6 +167,7 @@ static void client_phase(int ep, struct cconn *cs, int nconns, size_t per_conn, 
 static void *client_main(void *arg)
 {
         struct load *ld = arg;
+        pthread_setname_np(pthread_self(), "bench-client"); /* for profiles */
         size_t len = 65536;
         unsigned char *buf = malloc(len);
         struct cconn *cs = calloc((size_t)ld->nconns, sizeof(*cs));
