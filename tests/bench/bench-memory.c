@@ -27,6 +27,7 @@
  *     kind of base ("bufferevent"). */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -472,6 +473,10 @@ static struct mem_out child_measure(enum mkind kind, const struct mem_files *fil
                 open_pair(&ch);
         if (threaded)
                 wait_accepted(&ch, WARMUP);
+        /* the heap inherited from the parent holds free memory that is
+         * resident (earlier groups' buffers): give it back, or the pairs
+         * would move into it without growing the RSS */
+        malloc_trim(0);
         /* the measuring code's own pages in first (the kernel takes the
          * figures at the read, before the parsing runs) */
         (void)vm("VmHWM");
