@@ -469,9 +469,10 @@ static double handshakes(struct env *env, enum hs_kind kind, const char *suite, 
                 if ((r = conduit_flow_query(f, CONDUIT_QUERY_TLS_RESUMED, &resumed)) < 0)
                         bench_die("CONDUIT_QUERY_TLS_RESUMED", r);
                 if (resumed != (kind == HS_RESUMED && i > 0)) {
-                        fprintf(stderr, "conduit-bench: handshake %d %s, expected otherwise\n", i,
+                        fprintf(stderr, "conduit-bench: %s handshake %d %s\n",
+                                kind == HS_RESUMED ? "resumed" : "full", i,
                                 resumed ? "resumed" : "did not resume");
-                        exit(1);
+                        bench_die("tls resumption", -EPROTO);
                 }
                 conduit_flow_free(f);
         }
