@@ -97,7 +97,9 @@ static bool is_digit(char c)
 
 static bool word_is(const char *s, size_t len, const char *word)
 {
-        return strlen(word) == len && strncasecmp(s, word, len) == 0;
+        /* the first letter (ASCII, either case) rules most words out cheaply */
+        return len > 0 && (s[0] | 0x20) == (word[0] | 0x20) && strlen(word) == len &&
+               strncasecmp(s, word, len) == 0;
 }
 
 static char *dup_n(const char *s, size_t len)
