@@ -205,6 +205,35 @@ relay_listen() {
                 { why "expected both directions to splice"; return 1; }
 }
 
+# Starts a TCP peer on 127.0.0.1 that accepts one connection, receives up
+# to $1 bytes (after sending EOF first if $2 is "shutdown") and then resets
+# it; sets PORT.
+resetting_peer() {
+        python3 - "$1" "${2:-}" >"$D/port" 2>"$D/py.err" <<'PY' &
+import socket, struct, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+print(s.getsockname()[1], flush=True)
+c, _ = s.accept()
+if sys.argv[2] == "shutdown":
+    c.shutdown(socket.SHUT_WR)
+c.recv(int(sys.argv[1]))  # the relay is under way; now reset
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+c.close()
+PY
+        BG+=($!)
+        wait_file "$D/port" 10
+        local port i
+        for ((i = 0; i < 100; i++)); do
+                port=$(cat "$D/port")
+                [ -n "$port" ] && break
+                sleep 0.1
+        done
+        [ -n "$port" ] || { why "the resetting peer did not start"; return 1; }
+        PORT=$port
+}
+
 # Zero copy from a regular file on stdin and into a pipe on stdout: an
 # echoing peer sends back the file, which must arrive whole, and -v says
 # that both directions spliced.
@@ -229,27 +258,9 @@ splice_stdio() {
 # peer sends EOF first, so that it is the write that meets the reset, not
 # a read.
 splice_reset() {
-        python3 - >"$D/port" 2>"$D/py.err" <<'PY' &
-import socket, struct
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen(1)
-print(s.getsockname()[1], flush=True)
-c, _ = s.accept()
-c.shutdown(socket.SHUT_WR)
-c.recv(65536)  # the relay is under way; now reset
-c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-c.close()
-PY
-        BG+=($!)
-        wait_file "$D/port" 10
-        local port i rc
-        for ((i = 0; i < 100; i++)); do
-                port=$(cat "$D/port")
-                [ -n "$port" ] && break
-                sleep 0.1
-        done
-        [ -n "$port" ] || { why "the resetting peer did not start"; return 1; }
+        local rc port
+        resetting_peer 65536 shutdown || return 1
+        port=$PORT
         head -c $((256 * MIB)) /dev/zero >"$D/big"
         timeout "$TO" "${CAT[@]}" -v "tcp://127.0.0.1:$port" <"$D/big" >"$D/out" 2>"$D/cat.err"
         rc=$?
@@ -607,26 +618,9 @@ fi
 # A peer that resets the connection ends both directions, even while stdin
 # stays open and idle: nothing read from it could be delivered any more.
 reset_with_idle_stdin() {
-        python3 - >"$D/port" 2>"$D/py.err" <<'PY' &
-import socket, struct
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen(1)
-print(s.getsockname()[1], flush=True)
-c, _ = s.accept()
-c.recv(1)  # conduit-cat's first byte: it is relaying; now reset
-c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-c.close()
-PY
-        BG+=($!)
-        wait_file "$D/port" 10
-        local port i rc
-        for ((i = 0; i < 100; i++)); do
-                port=$(cat "$D/port")
-                [ -n "$port" ] && break
-                sleep 0.1
-        done
-        [ -n "$port" ] || { why "the resetting peer did not start"; return 1; }
+        local rc port
+        resetting_peer 1 || return 1
+        port=$PORT
         mkfifo "$D/in"
         # one byte, then stdin stays open (and idle) until the test ends
         # (exec: the pid killed at the end is the sleep itself, which would
