@@ -39,7 +39,7 @@ export TMP # for the bash -c pipelines
 SDIR=$(mktemp -d /tmp/cts.XXXXXX) || exit 1
 CLEANUP_DIRS+=("$SDIR")
 PKI=$TMP/pki
-tap_plan 37
+tap_plan 38
 make_test_data
 
 # ---- helpers --------------------------------------------------------------------
@@ -657,6 +657,38 @@ help_tls() {
         done
 }
 
+# conduit-cat -l -k URI1 tls+URI2: each client gets a connection of its
+# own to the TLS server, and the second resumes the session of the first
+# (one context serves the whole run): -v says ", resumed" for it only.
+# s_server -www answers a GET and closes, one SSL_CTX for both clients.
+relay_resumes() {
+        local port pid uri i
+        port=$(free_port 4) || return 1
+        timeout "$TO" openssl s_server -quiet -naccept 2 -accept "127.0.0.1:$port" -www \
+                -cert "$PKI/server.pem" -key "$PKI/server.key" </dev/null >"$D/recv" \
+                2>"$D/s_server.err" &
+        BG+=("$!")
+        wait_listening tcp "$port" || { why "s_server did not start listening"; return 1; }
+        timeout "$TO" "${CAT[@]}" -v -l -k --cafile "$CA" tcp://127.0.0.1:0 \
+                "tls+tcp://localhost:$port" </dev/null >"$D/out" 2>"$D/cat.err" &
+        pid=$!
+        BG+=("$pid")
+        uri=$(listen_uri "$D/cat.err" "$pid") || { why "no 'listening on' line"; return 1; }
+        for i in 1 2; do
+                printf 'GET / HTTP/1.0\r\n\r\n' |
+                        timeout "$TO" socat -t 30 - "TCP4:127.0.0.1:${uri##*:}" >"$D/page$i" \
+                                2>>"$D/socat.err" || { why "client $i: socat failed"; return 1; }
+                grep -q '^HTTP/1.0 200 ok' "$D/page$i" ||
+                        { why "client $i got no page: $(head -c 200 "$D/page$i")"; return 1; }
+        done
+        [ "$(grep -c '^conduit-cat: TLS with ' "$D/cat.err")" = 2 ] ||
+                { why "expected two TLS handshake lines"; return 1; }
+        grep '^conduit-cat: TLS with ' "$D/cat.err" | head -n 1 | grep -q ', resumed$' &&
+                { why "the first connection cannot have resumed"; return 1; }
+        grep '^conduit-cat: TLS with ' "$D/cat.err" | tail -n 1 | grep -q ', resumed$' ||
+                { why "the second connection did not resume"; return 1; }
+}
+
 # ---- the plan --------------------------------------------------------------------------
 
 # Runs test $2... named $1 when the tools it needs ($REQ: openssl, socat,
@@ -714,6 +746,9 @@ for kind in data reply late; do
         need "socat OPENSSL (verify=1, mTLS), conduit-cat listener: $(describe $kind)" \
                 socat_client "$kind"
 done
+
+need "-l -k relay to s_server: the second client's connection resumes the TLS session (-v)" \
+        relay_resumes
 
 REQ="openssl"
 need "verify: wrong host name exits 6 and says why" verify_wrong_host

@@ -2178,6 +2178,10 @@ START_TEST(resumption_tcp)
 
         /* the first context still has its own */
         ck_resumed(1, c, "tls+tcp://localhost:%lld?cafile=%s", s->port, FX->ca_cert);
+
+        /* calls given no context share the default one, sessions too */
+        ck_resumed(0, NULL, "tls+tcp://localhost:%lld?cafile=%s", s->port, FX->ca_cert);
+        ck_resumed(1, NULL, "tls+tcp://localhost:%lld?cafile=%s", s->port, FX->ca_cert);
         conduit_ctx_free(c);
         srv_stop_clean(s);
         srv_stop_clean(s2);
