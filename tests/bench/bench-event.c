@@ -15,7 +15,7 @@
  * load is a client thread with its own epoll loop over raw non-blocking
  * sockets on TCP loopback. Two loads: request/response rounds (each of
  * 100 connections writes 1 KiB, reads the echo in full, again; round
- * trips per second) and bulk (10 connections stream 16 MiB each through
+ * trips per second) and bulk (10 connections stream 64 MiB each through
  * the echo and read it back; MiB/s). */
 #include <errno.h>
 #include <fcntl.h>
@@ -426,7 +426,7 @@ void bench_event(const struct bench_opts *o)
 {
         int reps = o->reps;
         int rounds = o->quick ? 500 : 2000; /* per connection, 100 connections */
-        size_t bulk = (o->quick ? 8u : 16u) << 20;
+        size_t bulk = (o->quick ? 16u : 64u) << 20;
         double b[99], b2[99], w[99], x[99];
         for (int i = 0; i < reps; i++) {
                 double n = 100.0 * rounds;
