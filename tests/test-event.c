@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -537,6 +538,83 @@ START_TEST(refused_and_unsupported)
         free(target);
         conduit_loop_free(loop);
         event_base_free(base);
+}
+END_TEST
+
+/* A Unix socket whose listen queue is full refuses a non-blocking connect
+ * with EAGAIN (TCP would queue the SYN): the connect waits and tries again
+ * until the server accepts, instead of failing. */
+START_TEST(unix_backlog_full_retries)
+{
+        char *dir = tc_tmpdir();
+        struct sockaddr_un sun = { .sun_family = AF_UNIX };
+        snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/full.sock", dir);
+        int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(lfd, 0);
+        ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+        ck_assert_int_eq(listen(lfd, 0), 0);
+        ck_assert_int_eq(fcntl(lfd, F_SETFL, O_NONBLOCK), 0); /* a bug fails, never hangs */
+        /* fill the queue with raw clients until the kernel says EAGAIN */
+        int fill[16], nfill = 0;
+        bool full = false;
+        while (!full && nfill < 16) {
+                int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+                ck_assert_int_ge(fd, 0);
+                if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+                        fill[nfill++] = fd;
+                        continue;
+                }
+                ck_assert_int_eq(errno, EAGAIN);
+                close(fd);
+                full = true;
+        }
+        ck_assert_msg(full, "the listen queue never filled");
+
+        struct event_base *base = event_base_new();
+        conduit_loop *loop = NULL;
+        tc_ok(conduit_loop_new(NULL, base, &loop));
+        struct connect_result r = { 0 };
+        char *target = fixture_uri("unix://%s", sun.sun_path);
+        tc_ok(conduit_loop_connect(loop, target, on_connect, &r, NULL));
+        /* while the queue stays full the connect cannot complete */
+        struct timeval tick = { 0, 20 * 1000 };
+        for (int i = 0; i < 10; i++) {
+                event_base_loopexit(base, &tick);
+                event_base_loop(base, EVLOOP_ONCE);
+        }
+        ck_assert_msg(!r.done, "connect completed against a full queue: %d (%s)", r.err, r.msg);
+        /* one accepted: room for one more, and the retry gets in */
+        int a = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        ck_assert_int_ge(a, 0);
+        run_until(base, &r.done, 30);
+        ck_assert_msg(r.err == 0 && r.f, "connect: %d (%s)", r.err, r.msg);
+        ck_assert_int_eq(conduit_flow_write(r.f, "z", 1), 1);
+        /* the flow's connection is the last in the queue, after the raw
+         * ones still there (one of the nfill was accepted above) */
+        char got = 0;
+        int last = -1;
+        for (int i = 0; i < nfill; i++) {
+                int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                ck_assert_int_ge(fd, 0);
+                if (last >= 0)
+                        close(last);
+                last = fd;
+        }
+        struct pollfd p = { .fd = last, .events = POLLIN };
+        ck_assert_int_eq(poll(&p, 1, 10000), 1);
+        ck_assert_int_eq(read(last, &got, 1), 1);
+        ck_assert_int_eq(got, 'z');
+        close(last);
+        close(a);
+        for (int i = 0; i < nfill; i++)
+                close(fill[i]);
+        conduit_flow_free(r.f);
+        free(target);
+        conduit_loop_free(loop);
+        event_base_free(base);
+        close(lfd);
+        tc_rmtree(dir);
+        free(dir);
 }
 END_TEST
 
@@ -1157,6 +1235,7 @@ static Suite *suite(void)
         tcase_set_timeout(tc, 300);
         tcase_add_test(tc, echo_tcp_few);
         tcase_add_test(tc, refused_and_unsupported);
+        tcase_add_test(tc, unix_backlog_full_retries);
         tcase_add_test(tc, evdns_hosts_file);
         tcase_add_test(tc, happy_eyeballs_async);
         tcase_add_test(tc, retry_until_up);
