@@ -148,9 +148,16 @@ static double ping_pong(struct pair *p, bool raw, int rounds)
 
 /* ---- connection rate -------------------------------------------------------------- */
 
+enum conn_how {
+        CONN_RAW,  /* socket + connect, accept4, close */
+        CONN_URI,  /* conduit_connect(URI), conduit_listener_accept, conduit_flow_free */
+        CONN_ENDP, /* the same from an endp parsed once: conduit_connect_endp */
+};
+
 /* Connections per second: connect, accept, close, n times, one listener. */
-static double conn_rate(const char *uri, bool raw, int n)
+static double conn_rate(const char *uri, enum conn_how how, int n)
 {
+        bool raw = how == CONN_RAW;
         conduit_listener *l = NULL;
         int r = conduit_listen(NULL, uri, &l);
         if (r < 0)
@@ -174,7 +181,9 @@ static double conn_rate(const char *uri, bool raw, int n)
                         close(s);
                 } else {
                         conduit_flow *c = NULL, *s = NULL;
-                        if ((r = conduit_connect(NULL, bound, &c)) < 0)
+                        if ((r = how == CONN_ENDP
+                                         ? conduit_connect_endp(NULL, conduit_listener_endp(l), &c)
+                                         : conduit_connect(NULL, bound, &c)) < 0)
                                 bench_die("connect", r);
                         if ((r = conduit_listener_accept(l, &s)) < 0)
                                 bench_die("accept", r);
@@ -229,10 +238,17 @@ void bench_flow(const struct bench_opts *o)
                  * leaves each in TIME_WAIT, so it stays at 5000) */
                 int n = (quick ? 500 : 5000) * (t == 1 ? 4 : 1);
                 for (int i = 0; i < reps; i++) {
-                        b[i] = conn_rate(uris[t], true, n);
-                        c[i] = conn_rate(uris[t], false, n);
+                        b[i] = conn_rate(uris[t], CONN_RAW, n);
+                        c[i] = conn_rate(uris[t], CONN_URI, n);
                 }
                 snprintf(name, sizeof(name), "%s connect+accept+close", names[t]);
+                bench_record(name, "raw", "conn/s", true, b, c, reps);
+                /* what parsing the URI each time costs */
+                for (int i = 0; i < reps; i++) {
+                        b[i] = conn_rate(uris[t], CONN_RAW, n);
+                        c[i] = conn_rate(uris[t], CONN_ENDP, n);
+                }
+                snprintf(name, sizeof(name), "%s connect_endp+accept+close", names[t]);
                 bench_record(name, "raw", "conn/s", true, b, c, reps);
         }
 }
