@@ -23,7 +23,7 @@ if setup build; then
   # the QEMU guest tests (suite vm) run in the default build only: the
   # guest runs its own copies of the binaries, without valgrind or ASan;
   # so does the scale suite (10,000 flows: far too slow under either)
-  run meson test -C build --setup valgrind --no-suite lint --no-suite vm --no-suite scale \
+  run meson test -C build --setup valgrind --no-suite lint --no-suite vm --no-suite scale --no-suite bench \
     --print-errorlogs --num-processes 2
   logs+=(build/meson-logs/testlog-valgrind.json)
 fi

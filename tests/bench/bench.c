@@ -5,7 +5,11 @@
  * (higher is better for rates, lower for times and memory; the table says
  * which). docs/performance.md describes the cases and the method.
  *
- *   conduit-bench [--reps N] [--json FILE] [--quick] [GROUP...]
+ *   conduit-bench [--reps N] [--json FILE] [--quick] [--smoke] [GROUP...]
+ *
+ * --smoke: one quick repetition of every case, as TAP (the table as
+ * comments): the test suite runs it to keep the benchmark working; its
+ * figures mean nothing.
  *
  * GROUPs: flow tls event relay memory (default: all of them). */
 #include <errno.h>
@@ -62,6 +66,7 @@ struct result {
 
 static struct result results[128];
 static int nresults;
+static bool tap; /* --smoke: TAP, the table rows as comments */
 
 void bench_record(const char *name, const char *against, const char *unit, bool higher_better,
                   double *base, double *cond, int reps)
@@ -75,8 +80,9 @@ void bench_record(const char *name, const char *against, const char *unit, bool 
         r->higher_better = higher_better;
         r->base = bench_median(base, reps);
         r->conduit = bench_median(cond, reps);
-        printf("%-34s %-14s %12.1f %12.1f %-7s %6.3f %s\n", r->name, r->against, r->base,
-               r->conduit, unit, r->conduit / r->base, higher_better ? "(higher)" : "(lower)");
+        printf("%s%-34s %-14s %12.1f %12.1f %-7s %6.3f %s\n", tap ? "# " : "", r->name, r->against,
+               r->base, r->conduit, unit, r->conduit / r->base,
+               higher_better ? "(higher)" : "(lower)");
         fflush(stdout);
 }
 
@@ -121,7 +127,7 @@ static const struct {
 
 static void usage(FILE *out, const char *prog)
 {
-        fprintf(out, "usage: %s [--reps N] [--json FILE] [--quick] [GROUP...]\n", prog);
+        fprintf(out, "usage: %s [--reps N] [--json FILE] [--quick] [--smoke] [GROUP...]\n", prog);
         fprintf(out, "groups:");
         for (size_t g = 0; g < NGROUPS; g++)
                 fprintf(out, " %s", groups[g].name);
@@ -144,6 +150,8 @@ int main(int argc, char **argv)
                         json = argv[++i];
                 } else if (strcmp(argv[i], "--quick") == 0) {
                         o.quick = true;
+                } else if (strcmp(argv[i], "--smoke") == 0) {
+                        o.quick = tap = true;
                 } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
                         usage(stdout, argv[0]);
                         return 0;
@@ -160,6 +168,8 @@ int main(int argc, char **argv)
         }
         if (o.quick && o.reps > 3)
                 o.reps = 3;
+        if (tap)
+                o.reps = 1;
         signal(SIGPIPE, SIG_IGN); /* raw baselines write to sockets too */
         if (!mkdtemp(scratch))
                 bench_die("mkdtemp", -errno);
@@ -167,11 +177,21 @@ int main(int argc, char **argv)
         o.dir = scratch;
         o.cat = getenv("CONDUIT_CAT") ? getenv("CONDUIT_CAT") : BENCH_CONDUIT_CAT;
         o.srcdir = BENCH_SRCDIR;
-        printf("%-34s %-14s %12s %12s %-7s %6s\n", "case", "baseline is", "baseline", "libconduit",
-               "unit", "ratio");
+        int ngroups = 0, done = 0;
         for (size_t g = 0; g < NGROUPS; g++)
-                if (!any || want[g])
-                        groups[g].run(&o);
+                ngroups += !any || want[g];
+        if (tap)
+                printf("1..%d\n", ngroups);
+        printf("%s%-34s %-14s %12s %12s %-7s %6s\n", tap ? "# " : "", "case", "baseline is",
+               "baseline", "libconduit", "unit", "ratio");
+        for (size_t g = 0; g < NGROUPS; g++) {
+                if (any && !want[g])
+                        continue;
+                groups[g].run(&o);
+                if (tap) /* a group that fails exits through bench_die() */
+                        printf("ok %d - conduit-bench %s\n", ++done, groups[g].name);
+                fflush(stdout);
+        }
         if (json)
                 write_json(json, o.reps);
         return 0;
