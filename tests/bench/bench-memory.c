@@ -532,77 +532,15 @@ static struct mem_out measure(enum mkind kind, const struct mem_files *files, in
         return m;
 }
 
-/* A CA and a server certificate signed by it (P-256, for 127.0.0.1 and
- * localhost), made at run time in the scratch directory. */
-#define NEED(cond)                                                      \
-        do {                                                            \
-                if (!(cond)) {                                          \
-                        ERR_print_errors_fp(stderr);                    \
-                        bench_die("memory: certificate: " #cond, -EIO); \
-                }                                                       \
-        } while (0)
-
-static void add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value)
-{
-        X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, v3, nid, value);
-        NEED(ext);
-        NEED(X509_add_ext(x, ext, -1));
-        X509_EXTENSION_free(ext);
-}
-
-static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key)
-{
-        X509 *x = X509_new();
-        NEED(x);
-        NEED(X509_set_version(x, X509_VERSION_3));
-        unsigned char serial[8];
-        NEED(RAND_bytes(serial, sizeof(serial)) == 1);
-        serial[0] = (unsigned char)((serial[0] & 0x7f) | 1);
-        BIGNUM *bn = BN_bin2bn(serial, sizeof(serial), NULL);
-        NEED(bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)));
-        BN_free(bn);
-        X509_NAME *name = X509_get_subject_name(x);
-        NEED(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
-                                        0));
-        NEED(X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name));
-        NEED(X509_gmtime_adj(X509_getm_notBefore(x), -86400));
-        NEED(X509_gmtime_adj(X509_getm_notAfter(x), 30L * 86400));
-        NEED(X509_set_pubkey(x, key));
-        X509V3_CTX v3;
-        X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
-        if (!issuer) {
-                add_ext(x, &v3, NID_basic_constraints, "critical,CA:TRUE");
-                add_ext(x, &v3, NID_key_usage, "critical,keyCertSign,cRLSign");
-        } else {
-                add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE");
-                add_ext(x, &v3, NID_key_usage, "critical,digitalSignature");
-                add_ext(x, &v3, NID_ext_key_usage, "serverAuth");
-                add_ext(x, &v3, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
-        }
-        add_ext(x, &v3, NID_subject_key_identifier, "hash");
-        NEED(X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()));
-        return x;
-}
-
+/* The server certificate (self-signed, P-256, for 127.0.0.1 and localhost),
+ * made at run time in the scratch directory; it is its own CA. */
 static void make_files(const struct bench_opts *o, struct mem_files *fl)
 {
         snprintf(fl->dir, sizeof(fl->dir), "%s", o->dir);
-        snprintf(fl->ca, sizeof(fl->ca), "%s/mem-ca.pem", o->dir);
         snprintf(fl->cert, sizeof(fl->cert), "%s/mem-server.pem", o->dir);
         snprintf(fl->key, sizeof(fl->key), "%s/mem-server.key", o->dir);
-        EVP_PKEY *ca_key = EVP_EC_gen("P-256"), *key = EVP_EC_gen("P-256");
-        NEED(ca_key && key);
-        X509 *ca = make_cert(ca_key, "conduit-bench CA", NULL, NULL);
-        X509 *cert = make_cert(key, "localhost", ca, ca_key);
-        FILE *f;
-        NEED((f = fopen(fl->ca, "w")) && PEM_write_X509(f, ca) && fclose(f) == 0);
-        NEED((f = fopen(fl->cert, "w")) && PEM_write_X509(f, cert) && fclose(f) == 0);
-        NEED((f = fopen(fl->key, "w")) && PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) &&
-             fclose(f) == 0);
-        X509_free(ca);
-        X509_free(cert);
-        EVP_PKEY_free(ca_key);
-        EVP_PKEY_free(key);
+        snprintf(fl->ca, sizeof(fl->ca), "%s", fl->cert);
+        bench_make_cert(fl->cert, fl->key, false);
 }
 
 void bench_memory(const struct bench_opts *o)

@@ -30,6 +30,10 @@ double bench_median(double *v, int n);
 void bench_record(const char *name, const char *against, const char *unit, bool higher_better,
                   double *base, double *cond, int reps);
 
+/* Writes a self-signed certificate for localhost and 127.0.0.1 (its own
+ * trust anchor: the client's cafile) and its key: EC P-256, or RSA-2048. */
+void bench_make_cert(const char *cert_path, const char *key_path, bool rsa);
+
 /* The groups, in the order a full run takes them. */
 void bench_flow(const struct bench_opts *o);
 void bench_tls(const struct bench_opts *o);
