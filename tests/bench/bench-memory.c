@@ -46,14 +46,8 @@
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <openssl/bn.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "bench.h"
 #include "conduit/conduit.h"

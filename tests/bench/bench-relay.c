@@ -27,13 +27,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <openssl/bn.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-
 #include "bench.h"
 #include "conduit/conduit.h"
 

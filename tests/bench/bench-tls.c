@@ -21,14 +21,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <openssl/bn.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "bench.h"
 #include "conduit/conduit.h"
