@@ -45,6 +45,11 @@ enum conduit__opt {
 
 #define CONDUIT__OPT_FIRST_TLS CONDUIT__OPT_SERVERNAME
 
+/* The most TLS layers an endp may have: the parser refuses more, and so do
+ * conduit_endp_new_tls() and resolution (a rewrite to a tls+ URI adds
+ * layers), so that every endp prints to a URI that parses back. */
+#define CONDUIT__TLS_DEPTH_MAX 16
+
 struct conduit_endp {
         conduit_endp_kind kind;
 
@@ -123,5 +128,14 @@ extern const uint8_t conduit__hv_wildcard[16], conduit__hv_children[16], conduit
 /* The Linux vsock port a Hyper-V service GUID maps to
  * (XXXXXXXX-facb-11e6-bd58-64006a7986d3 -> 0xXXXXXXXX); -1 for other GUIDs. */
 long long conduit__hv_service_port(const uint8_t service[16]);
+
+/* The number of TLS layers of e (0 for a transport endp). */
+static inline unsigned conduit__tls_depth(const conduit_endp *e)
+{
+        unsigned n = 0;
+        for (; e && e->kind == CONDUIT_ENDP_TLS; e = e->inner)
+                n++;
+        return n;
+}
 
 #endif

@@ -238,6 +238,9 @@ int conduit_endp_new_tls(const conduit_endp *inner, const char *servername, cond
 {
         if (!inner || !ret || (servername && !*servername))
                 return -EINVAL;
+        /* one layer more would print to a URI that does not parse */
+        if (conduit__tls_depth(inner) >= CONDUIT__TLS_DEPTH_MAX)
+                return -EINVAL;
         conduit_endp *e = conduit__endp_new(CONDUIT_ENDP_TLS);
         if (!e)
                 return -ENOMEM;

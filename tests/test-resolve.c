@@ -190,6 +190,22 @@ START_TEST(rewrites)
         tc_err(conduit_ctx_add_rewrite(ctx, "bad.test", "nope://{host}"), CONDUIT_E_SCHEME);
         tc_err(conduit_ctx_add_rewrite(ctx, "bad.test", "tcp://{host}"), CONDUIT_E_URI);
         tc_err(conduit_ctx_add_rewrite(ctx, "", "tcp://a:1"), -EINVAL);
+        /* a rewrite onto a tls+ URI cannot pass the parser's 16 TLS layers:
+         * the result would not print to a URI that parses back (found by
+         * tests/fuzz/fuzz-uri) */
+        tc_ok(conduit_ctx_add_rewrite(ctx, "deep.test", "tls+tcp://127.0.0.1:{port}"));
+        expect(ctx, "tls+tcp://a.deep.test:1", "tls+tls+tcp://127.0.0.1:1?servername=a.deep.test");
+        char deep[128] = "";
+        for (int i = 0; i < 15; i++)
+                strcat(deep, "tls+");
+        strcat(deep, "tcp://a.deep.test:1");
+        char *got = resolve_str(ctx, deep); /* 16 layers: fine */
+        ck_assert_int_eq((int)(strstr(got, "tcp://") - got), 16 * 4);
+        free(got);
+        memmove(deep + 4, deep, strlen(deep) + 1);
+        memcpy(deep, "tls+", 4);
+        tc_err(conduit_resolve(ctx, deep, &list), CONDUIT_E_URI);
+        ck_assert_ptr_nonnull(strstr(conduit_ctx_error_message(ctx), "TLS layers"));
         conduit_ctx_free(ctx);
 }
 END_TEST

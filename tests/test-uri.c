@@ -1178,6 +1178,21 @@ START_TEST(test_new_fd_tls)
         ck_assert_int_eq(conduit_endp_new_tls(NULL, "x", &untouched), -EINVAL);
         ck_assert_ptr_eq(untouched, (conduit_endp *)&fd);
 
+        /* at most 16 TLS layers, as the parser allows: a 17th would print
+         * to a URI that does not parse back */
+        conduit_endp *deep = NULL;
+        ck_assert_int_eq(conduit_endp_copy(t2, &deep), 0);
+        for (int layers = 1; layers < 16; layers++) {
+                conduit_endp *next = NULL;
+                ck_assert_int_eq(conduit_endp_new_tls(deep, NULL, &next), 0);
+                conduit_endp_free(deep);
+                deep = next;
+        }
+        check_roundtrip(deep, "new_tls x16");
+        ck_assert_int_eq(conduit_endp_new_tls(deep, NULL, &untouched), -EINVAL);
+        ck_assert_ptr_eq(untouched, (conduit_endp *)&fd);
+        conduit_endp_free(deep);
+
         conduit_endp_free(fd);
         conduit_endp_free(fd0);
         conduit_endp_free(inner);

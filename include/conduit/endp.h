@@ -71,7 +71,8 @@ CONDUIT_EXPORT int conduit_endp_from_sockaddr(const struct sockaddr *sa, socklen
 CONDUIT_EXPORT int conduit_endp_new_fd(int fd, conduit_endp **ret);
 
 /* Builds a TLS endp over a copy of inner. servername may be NULL.
- * Errors: -EINVAL, -ENOMEM. */
+ * Errors: -EINVAL (also when inner already has 16 TLS layers, the most a
+ * URI may have), -ENOMEM. */
 CONDUIT_EXPORT int conduit_endp_new_tls(const conduit_endp *inner, const char *servername,
                                         conduit_endp **ret);
 

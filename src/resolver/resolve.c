@@ -374,6 +374,15 @@ static int expand(conduit_ctx *ctx, const conduit_endp *e, struct list *out, int
         if (e->inner->kind == CONDUIT_ENDP_TCP && !e->inner->has_addr)
                 name = e->inner->host;
         for (size_t i = 0; r == 0 && i < inner.n; i++) {
+                /* a rewrite onto a tls+ URI adds layers: no more than the
+                 * parser allows, or the result would not print to a URI
+                 * that parses back */
+                if (conduit__tls_depth(inner.v[i]) >= CONDUIT__TLS_DEPTH_MAX) {
+                        r = conduit__set_error(CONDUIT_E_URI,
+                                               "a rewrite gives more than %d TLS layers",
+                                               CONDUIT__TLS_DEPTH_MAX);
+                        break;
+                }
                 conduit_endp *w = conduit__endp_new(CONDUIT_ENDP_TLS);
                 bool ok = w != NULL;
                 for (size_t k = 0; ok && k < CONDUIT__OPT_COUNT; k++)

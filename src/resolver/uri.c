@@ -19,7 +19,7 @@
 
 /* Nobody layers TLS this deep on purpose; the cap keeps a hostile URI from
  * building chains that recursive copy/compare/free would choke on. */
-#define TLS_DEPTH_MAX 16
+#define TLS_DEPTH_MAX CONDUIT__TLS_DEPTH_MAX
 
 /* Detail messages quote at most this much of the URI or of a part of it. */
 #define URI_SHOWN_MAX  200
