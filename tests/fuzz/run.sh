@@ -4,7 +4,7 @@
 # on a copy of its seed corpus (the committed corpus/NAME/ is never
 # written). Builds nothing: configure BUILDDIR with clang first, e.g.
 #   CC=clang meson setup BUILDDIR -Db_sanitize=address,undefined -Db_lundef=false
-#   ninja -C BUILDDIR
+#   ninja -C BUILDDIR fuzz
 # Usage: tests/fuzz/run.sh [SECONDS] [BUILDDIR]   (BUILDDIR default: build)
 # Environment: FUZZ_TARGETS="uri resolver ..." runs a subset; FUZZ_OUT is
 # where the work directory goes (default /tmp). Prints one line per target
@@ -23,7 +23,7 @@ case $secs in
 esac
 for t in $targets; do
         if [ ! -x "$build/tests/fuzz/fuzz-$t" ]; then
-                echo "run.sh: $build/tests/fuzz/fuzz-$t not built (configure $build with CC=clang and run ninja)" >&2
+                echo "run.sh: $build/tests/fuzz/fuzz-$t not built (configure $build with CC=clang and run: ninja -C $build fuzz)" >&2
                 exit 2
         fi
 done
