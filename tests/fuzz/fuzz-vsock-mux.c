@@ -48,8 +48,8 @@
 static conduit_ctx *ctx;
 static struct event_base *base;
 static conduit_loop *loop;
-static char dir[64];
-static char sock_path[128];
+static char dir[96];
+static char sock_path[108];
 static int listen_fd = -1;
 static pthread_t server;
 static sem_t go, written, done;
@@ -188,7 +188,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         conduit_ctx_set_timeout(ctx, CONDUIT_TIMEOUT_HANDSHAKE, 10000);
         base = event_base_new();
         FUZZ_CHECK(base && conduit_loop_new(ctx, base, &loop) == 0, "event loop");
-        snprintf(dir, sizeof(dir), "/tmp/conduit-fuzz-mux-XXXXXX");
+        /* under TMPDIR (run.sh's work directory) if the path fits */
+        const char *tmp = getenv("TMPDIR");
+        if (!tmp || !*tmp || strlen(tmp) > 60)
+                tmp = "/tmp";
+        snprintf(dir, sizeof(dir), "%s/conduit-fuzz-mux-XXXXXX", tmp);
         FUZZ_CHECK(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
         snprintf(sock_path, sizeof(sock_path), "%s/mux", dir);
         struct sockaddr_un sa = { .sun_family = AF_UNIX };

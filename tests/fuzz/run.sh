@@ -37,8 +37,8 @@ for t in $targets; do
         args=(-max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1
                 -artifact_prefix="$dir/artifacts/")
         [ -f "$here/$t.dict" ] && args+=(-dict="$here/$t.dict")
-        # TMPDIR: the TLS target's throwaway certificates; the vsock-mux
-        # target makes its own socket directory under /tmp.
+        # TMPDIR: the TLS target's throwaway certificates and the vsock-mux
+        # target's socket directory (left behind when a target crashes).
         TMPDIR=$dir/tmp CONDUIT_FORBID_VSOCK=1 \
                 "$build/tests/fuzz/fuzz-$t" "${args[@]}" "$dir/corpus" >"$dir/log" 2>&1
         rc=$?
