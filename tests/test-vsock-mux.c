@@ -732,6 +732,39 @@ START_TEST(bad_reply_is_protocol_error)
 }
 END_TEST
 
+/* The longest reply accepted is 64 bytes with its newline, as the event
+ * API's reader and a lenient first read have it (the blocking reader
+ * refused 63 characters before the newline; found by
+ * tests/fuzz/fuzz-vsock-mux). */
+START_TEST(longest_reply_line)
+{
+        char longest[80] = "OK ", too_long[80] = "OK ";
+        memset(longest + 3, '7', 60);
+        strcpy(longest + 63, "\n");
+        memset(too_long + 3, '7', 61);
+        strcpy(too_long + 64, "\n");
+        struct dir d;
+        dir_open(&d);
+        char *uri = mux_uri(d.sock, GUEST_PORT, NULL);
+        struct mux m = { .guest_port = GUEST_PORT, .reply = REPLY_BAD, .bad = longest };
+        mux_start_ok(&m, d.sock);
+        conduit_flow *f = NULL;
+        tc_ok(conduit_connect(NULL, uri, &f));
+        conduit_flow_free(f);
+        mux_wait_done(&m, 1);
+        mux_stop(&m);
+        struct mux m2 = { .guest_port = GUEST_PORT, .reply = REPLY_BAD, .bad = too_long };
+        mux_start_ok(&m2, d.sock);
+        f = NULL;
+        tc_err(conduit_connect(NULL, uri, &f), CONDUIT_E_PROTOCOL);
+        ck_assert_ptr_null(f);
+        mux_wait_done(&m2, 1);
+        mux_stop(&m2);
+        free(uri);
+        dir_close(&d);
+}
+END_TEST
+
 START_TEST(no_reply_times_out)
 {
         struct dir d;
@@ -1428,6 +1461,7 @@ static Suite *suite(void)
         tcase_add_test(tc, bytes_after_ok_kept);
         tcase_add_test(tc, closed_before_ok_is_refused);
         tcase_add_test(tc, bad_reply_is_protocol_error);
+        tcase_add_test(tc, longest_reply_line);
         tcase_add_test(tc, no_reply_times_out);
         tcase_add_test(tc, lenient_without_ok);
         tcase_add_test(tc, lenient_strips_ok);

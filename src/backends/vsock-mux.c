@@ -120,7 +120,8 @@ static int read_reply(int fd, int64_t deadline, char *line, size_t *len)
                         line[n] = '\0';
                         return 0;
                 }
-                if (++n >= LINE_MAX_LEN - 1)
+                /* room for the newline (cut into the NUL) in line[] */
+                if (++n >= LINE_MAX_LEN)
                         return CONDUIT_E_PROTOCOL;
         }
 }
