@@ -17,8 +17,8 @@
  *   4, 5  as 2 and 3 with the event API (conduit_loop_connect()), whose
  *      reader is a separate implementation (src/event/connect.c).
  * A model says what must happen: strict mode accepts exactly a first line
- * "OK <digits>" of at most 62 bytes before its newline (63 for the event
- * API's reader); lenient mode drops such a line only if it is complete
+ * "OK <digits>" of at most 63 bytes before its newline (64 with it), in
+ * both readers; lenient mode drops such a line only if it is complete
  * within the first 64 bytes. Whatever follows must then be read exactly,
  * no byte more or less. */
 #include <errno.h>
@@ -316,7 +316,7 @@ static void run_connect(const uint8_t *p, size_t len, bool lenient, bool event)
                 expect_stream(f, p + skip, len - skip, 4096, "lenient connect");
         } else {
                 int err = 0;
-                size_t line = model_strict(p, len, event ? 63 : 62, &err);
+                size_t line = model_strict(p, len, 63, &err);
                 if (line) {
                         FUZZ_CHECK(r == 0, "strict connect refused a good reply: %d (%s)", r,
                                    conduit_ctx_error_message(ctx));
