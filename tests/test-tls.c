@@ -1839,6 +1839,38 @@ START_TEST(wrap_socketpair_handshake_on_first_io)
 }
 END_TEST
 
+/* A TLS server whose non-blocking read waits for the rest of a ClientHello
+ * reports nothing pending: the event API's watches read again at once
+ * while pending() is not 0, so they spun until the record was complete
+ * (found by tests/fuzz/fuzz-tls-chaos). */
+START_TEST(partial_record_in_handshake_is_not_pending)
+{
+        conduit_ctx *sctx = server_ctx();
+        conduit_flow *a = NULL, *b = NULL, *s = NULL;
+        tc_ok(conduit_flow_socketpair(&a, &b));
+        char *sopts = server_opts(FX->server_cert, FX->server_key);
+        tc_ok(conduit_tls_server(sctx, b, sopts, &s));
+        tc_ok(conduit_flow_set_nonblocking(s, true));
+        char buf[16];
+        /* no bytes, then part of a record header, then a header and part
+         * of its body */
+        static const char *const parts[] = { "", "\x16\x03", "\x01\x00\x40\x01\x00" };
+        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+                if (parts[i][0])
+                        ck_assert_int_eq(conduit_flow_write(a, parts[i], strlen(parts[i])),
+                                         (ssize_t)strlen(parts[i]));
+                tc_err(conduit_flow_read(s, buf, sizeof(buf)), -EAGAIN);
+                ck_assert_uint_eq(conduit_flow_pending(s), 0);
+                tc_err(conduit_tls_handshake(s), -EAGAIN);
+                ck_assert_uint_eq(conduit_flow_pending(s), 0);
+        }
+        conduit_flow_free(s);
+        conduit_flow_free(a);
+        free(sopts);
+        conduit_ctx_free(sctx);
+}
+END_TEST
+
 struct tot_srv {
         conduit_ctx *ctx;
         conduit_flow *inner;
@@ -2775,6 +2807,7 @@ static Suite *suite(void)
         tcase_add_test(tc, bulk_tls12);
         tcase_add_test(tc, blocking_write_leaves_nothing_behind);
         tcase_add_test(tc, wrap_socketpair_handshake_on_first_io);
+        tcase_add_test(tc, partial_record_in_handshake_is_not_pending);
         tcase_add_test(tc, tls_over_tls);
         tcase_add_test(tc, no_sigpipe);
         suite_add_tcase(s, tc);

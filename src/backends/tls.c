@@ -477,6 +477,10 @@ static int step(struct tls_flow *t)
         int r = SSL_do_handshake(t->ssl);
         if (r != 1) {
                 r = fail(t, r, "handshake");
+                /* what read-ahead holds is no record to read yet: pending()
+                 * must not call a loop back before the transport is ready */
+                if (r == -EAGAIN)
+                        t->read_starved = true;
                 return r == 0 ? conduit_flow_set_error(&t->base, -ECONNRESET,
                                                        "TLS handshake: closed by the peer")
                               : r;
@@ -486,6 +490,7 @@ static int step(struct tls_flow *t)
         if (t->pins && (r = check_pin(t)) < 0)
                 return r;
         t->done = true;
+        t->read_starved = false; /* read-ahead may hold the first records */
         if (t->sess_held) {
                 if (!conduit__tls_session_put(t->base.ctx, t->sess_key, t->sess_held))
                         SSL_SESSION_free(t->sess_held);
