@@ -248,6 +248,11 @@ static bool step(struct peer *p, bool explicit_hs)
         }
         if (!p->eof) {
                 ssize_t n = conduit_flow_read(p->f, rx, sizeof(rx));
+                /* a read that would wait leaves nothing pending, or an event
+                 * loop draining pending bytes first (docs/flow.md) would
+                 * spin; pending() may count an incomplete record before */
+                FUZZ_CHECK(n != -EAGAIN || conduit_flow_pending(p->f) == 0,
+                           "%s: -EAGAIN from a read, and pending() is not 0", p->name);
                 if (n > 0) {
                         FUZZ_CHECK(p->got + (size_t)n <= p->expect_len &&
                                            memcmp(p->expect + p->got, rx, (size_t)n) == 0,
