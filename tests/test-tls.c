@@ -1802,6 +1802,57 @@ END_TEST
 
 /* ---- the wrap API, TLS over TLS ---------------------------------------------- */
 
+/* TLS over TLS, the outer layer's record waiting in its output buffer
+ * because the inner layer's transport is full (the peer reads nothing): a
+ * non-blocking read that finds nothing waits for readability as well as
+ * for room. The inner layer's write in the outer's read used to overwrite
+ * what the outer read waits for with "write" only, and a full-duplex
+ * transfer whose both sides were full then waited for ever (found by the
+ * conformance suite's chaotic-transport test over tls-memory). */
+START_TEST(tls_over_tls_read_wants_read)
+{
+        conduit_ctx *c = client_ctx(), *sctx = server_ctx();
+        conduit_flow *ci = NULL, *si = NULL, *co = NULL, *so = NULL;
+        int raw = -1;
+        raw_pair(c, sctx, &ci, &si, &raw);
+        handshake_both(ci, si);
+        char *copts = fmt("servername=localhost&cafile=%s", FX->ca_cert);
+        char *sopts = server_opts(FX->server_cert, FX->server_key);
+        tc_ok(conduit_tls_client(c, ci, copts, &co));
+        tc_ok(conduit_tls_server(sctx, si, sopts, &so));
+        handshake_both(co, so);
+        tc_ok(conduit_flow_set_nonblocking(co, true));
+        static char chunk[16384];
+        ssize_t w = 0;
+        for (int i = 0; i < 10000 && w >= 0; i++)
+                w = conduit_flow_write(co, chunk, sizeof(chunk));
+        tc_err(w, -EAGAIN);
+        char b[4];
+        tc_err(conduit_flow_read(co, b, sizeof(b)), -EAGAIN);
+        int wants = conduit_flow_wants(co);
+        ck_assert_msg(wants == (CONDUIT_WANT_READ | CONDUIT_WANT_WRITE),
+                      "a read with a record waiting to go out wants %d", wants);
+        /* and what the peer sends wakes it and arrives */
+        tc_write_all(so, "hi", 2);
+        ssize_t r = -EAGAIN;
+        for (int i = 0; i < 100 && r == -EAGAIN; i++) {
+                struct pollfd p = { .fd = conduit_flow_poll_fd(co, CONDUIT_WANT_READ),
+                                    .events = POLLIN };
+                ck_assert_int_eq(poll(&p, 1, 10000), 1);
+                r = conduit_flow_read(co, b, sizeof(b));
+        }
+        ck_assert_int_eq(r, 2);
+        ck_assert(memcmp(b, "hi", 2) == 0);
+        conduit_flow_free(co);
+        conduit_flow_free(so);
+        close(raw);
+        free(copts);
+        free(sopts);
+        conduit_ctx_free(c);
+        conduit_ctx_free(sctx);
+}
+END_TEST
+
 START_TEST(wrap_socketpair_handshake_on_first_io)
 {
         conduit_ctx *c = client_ctx(), *sctx = server_ctx();
@@ -2807,6 +2858,7 @@ static Suite *suite(void)
         tcase_add_test(tc, bulk_tls12);
         tcase_add_test(tc, blocking_write_leaves_nothing_behind);
         tcase_add_test(tc, wrap_socketpair_handshake_on_first_io);
+        tcase_add_test(tc, tls_over_tls_read_wants_read);
         tcase_add_test(tc, partial_record_in_handshake_is_not_pending);
         tcase_add_test(tc, tls_over_tls);
         tcase_add_test(tc, no_sigpipe);

@@ -381,7 +381,12 @@ static int fail(struct tls_flow *t, int r, const char *what)
  * next write; for a read it only means the peer stopped reading. */
 static void settle(struct tls_flow *t, ssize_t ret)
 {
+        /* The inner flow's write may be a TLS flow's operation in this
+         * thread (TLS over TLS, or over a user flow that uses one), which
+         * sets last_wants to its own: this operation's stays ours. */
+        int wants = last_wants;
         int fr = flush_out(t);
+        last_wants = wants;
         if (fr < 0 && fr != -EAGAIN && fr != -ENOMEM) {
                 t->out_err = fr;
                 t->olen = t->ooff = 0;
