@@ -141,6 +141,7 @@ static void expect_endp(const char *what, const conduit_endp *got, const conduit
 }
 
 static const struct transport *find_transport(const char *name);
+static void run_forked(int (*fn)(void), const char *what);
 static char *tls_client_options(const struct transport *t);
 
 /* The value of key in an option string "k=v&k=v" (malloc'd), or NULL. */
@@ -293,6 +294,60 @@ static conduit_endp *loopback(int family, long long port)
         return e;
 }
 
+/* test_emfile sets this: the next pair's server is accepted at the
+ * process's descriptor limit first (-EMFILE, twice, the connection staying
+ * queued), then once one descriptor is free (see accept_server()). */
+static bool emfile_probe;
+static int emfile_probed;
+
+/* Accepts the server of a pair from l, the client having connected. */
+static void accept_server(struct pair *p, conduit_listener *l)
+{
+        if (!emfile_probe) {
+                ck_assert_msg(conduit_listener_accept(l, &p->f[S]) == 0, "[%s] accept: %s",
+                              transport->name, conduit_listener_error_message(l));
+                return;
+        }
+        emfile_probe = false;
+        emfile_probed++;
+        /* never hang: a connection lost at the limit shows as a timeout */
+        tc_ok(conduit_listener_set_timeout(l, 30000));
+        /* RLIMIT_NOFILE bounds descriptor numbers: allow two above the
+         * highest in use, then fill every free number below the limit */
+        int high = 0;
+        for (int fd = 0; fd < 4096; fd++)
+                if (fcntl(fd, F_GETFD) >= 0)
+                        high = fd;
+        struct rlimit old, lim;
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+        lim = old;
+        lim.rlim_cur = (rlim_t)high + 2;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+        int filler[4096], nfill = 0;
+        for (int fd; nfill < 4096 && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;)
+                filler[nfill++] = fd;
+        int err = errno;
+        conduit_flow *s = NULL;
+        int r1 = conduit_listener_accept(l, &s);
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s", conduit_listener_error_message(l));
+        int r2 = conduit_listener_accept(l, &s);
+        /* freeing one descriptor is enough for the queued connection */
+        if (nfill > 0)
+                close(filler[--nfill]);
+        int r3 = conduit_listener_accept(l, &p->f[S]);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+        while (nfill > 0)
+                close(filler[--nfill]);
+        ck_assert_msg(err == EMFILE, "[%s] filling the descriptor table: %s", transport->name,
+                      strerror(err));
+        ck_assert_msg(r1 == -EMFILE && r2 == -EMFILE && !s,
+                      "[%s] accept at the descriptor limit: %d (%s) [%s], then %d, want -EMFILE",
+                      transport->name, r1, conduit_strerror(r1), msg, r2);
+        ck_assert_msg(r3 == 0, "[%s] accept once a descriptor was free: %d (%s) [%s]",
+                      transport->name, r3, conduit_strerror(r3), conduit_listener_error_message(l));
+}
+
 /* Listens on uri, connects to the bound endp, accepts. Both ends see the
  * listener's bound endp: the client as its peer, the server as its local
  * endp. (A stream connect completes in the backlog: no thread needed.) */
@@ -301,8 +356,7 @@ static void open_listen(struct pair *p, const char *uri)
         char *curi = NULL;
         conduit_listener *l = tc_listen(uri, &curi);
         tc_ok(conduit_connect(NULL, curi, &p->f[C]));
-        ck_assert_msg(conduit_listener_accept(l, &p->f[S]) == 0, "[%s] accept: %s", transport->name,
-                      conduit_listener_error_message(l));
+        accept_server(p, l);
         tc_ok(conduit_endp_copy(conduit_listener_endp(l), &p->want_client_peer));
         tc_ok(conduit_endp_copy(conduit_listener_endp(l), &p->want_server_local));
         conduit_listener_free(l);
@@ -403,8 +457,7 @@ static void open_vm_socket(struct pair *p, bool hyperv)
                       transport->name, port);
         char *uri = vm_socket_uri(hyperv, (unsigned long long)port);
         tc_ok(conduit_connect(NULL, uri, &p->f[C]));
-        ck_assert_msg(conduit_listener_accept(l, &p->f[S]) == 0, "[%s] accept: %s", transport->name,
-                      conduit_listener_error_message(l));
+        accept_server(p, l);
         /* the client's peer is what it connected to; the server's local
          * endp the same address, as the accepted socket has it */
         tc_ok(conduit_endp_parse(uri, &p->want_client_peer));
@@ -782,10 +835,10 @@ static void xfer_check(const char *who, struct xfer *x, const struct xfer *peer)
         expect_same(who, x->in, x->got, peer->out, peer->out_len);
 }
 
-static void run_transfer(size_t n, enum xfer_mode mode)
+/* A full-duplex transfer of n bytes each way over the pair's flows. */
+static void transfer_on(struct pair *pp, size_t n, enum xfer_mode mode)
 {
-        struct pair p;
-        pair_open(&p);
+        struct pair p = *pp;
         struct xfer x[2];
         uint8_t *data[2];
         for (int i = 0; i < 2; i++) {
@@ -819,6 +872,13 @@ static void run_transfer(size_t n, enum xfer_mode mode)
                 free(x[i].in);
                 free(data[i]);
         }
+}
+
+static void run_transfer(size_t n, enum xfer_mode mode)
+{
+        struct pair p;
+        pair_open(&p);
+        transfer_on(&p, n, mode);
         pair_teardown(&p);
 }
 
@@ -1585,30 +1645,7 @@ static int vanished_child(void)
 
 START_TEST(test_vanished_peer)
 {
-        struct sigaction sa;
-        ck_assert_int_eq(sigaction(SIGPIPE, NULL, &sa), 0);
-        ck_assert_msg(sa.sa_handler == SIG_DFL && !(sa.sa_flags & SA_SIGINFO),
-                      "SIGPIPE must be at its default disposition for this test");
-        const char *ckfork = getenv("CK_FORK");
-        if (ckfork && strcmp(ckfork, "no") == 0) {
-                /* no process of our own to lose: a SIGPIPE ends the run */
-                ck_assert_int_eq(vanished_child(), 0);
-                return;
-        }
-        fflush(stdout);
-        fflush(stderr);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0)
-                _exit(vanished_child());
-        int status = 0;
-        while (waitpid(pid, &status, 0) < 0)
-                ck_assert_int_eq(errno, EINTR);
-        ck_assert_msg(!WIFSIGNALED(status), "[%s] the process was killed by signal %d (%s)",
-                      transport->name, WTERMSIG(status), strsignal(WTERMSIG(status)));
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                      "[%s] vanished peer: check %d failed (details on stderr)", transport->name,
-                      WEXITSTATUS(status));
+        run_forked(vanished_child, "vanished peer");
 }
 END_TEST
 
@@ -1687,6 +1724,373 @@ START_TEST(test_write_timeout)
         ck_assert_uint_eq(query_u64(s, CONDUIT_QUERY_BYTES_IN), rd.got);
         free(rd.in);
         free(zeros);
+        pair_teardown(&p);
+}
+END_TEST
+
+/* ---- fault injection ------------------------------------------------------ */
+
+/* A chaotic transport: a user flow (conduit_flow_new(), DESIGN §2) over the
+ * row's flow that fails at random, as a real transport may: -EAGAIN when
+ * the inner flow could have gone on, -EINTR, and reads and writes cut
+ * short to a few bytes. The inner flow is made non-blocking; the chaotic
+ * flow is polled through the inner flow's descriptors, so the layer above
+ * waits for real readiness after a real -EAGAIN and retries at once after
+ * an invented one (an invented read -EAGAIN is given only while the inner
+ * flow holds nothing, since a wait for the descriptor would not see what
+ * it holds). TLS over it must deliver exactly the bytes sent. Calls on one
+ * chaotic flow are serialised by the TLS flow above it (its lock). */
+struct chaos {
+        conduit_flow *inner;
+        unsigned rseed, wseed;
+        int wants;
+        atomic_uint eagain, eintr, cut;
+};
+
+static ssize_t chaos_read(conduit_flow *f, void *buf, size_t len)
+{
+        struct chaos *c = conduit_flow_impl(f);
+        unsigned roll = (unsigned)rand_r(&c->rseed);
+        c->wants = CONDUIT_WANT_READ;
+        switch (roll % 16) {
+        case 0:
+                if (conduit_flow_pending(c->inner) > 0)
+                        break;
+                atomic_fetch_add(&c->eagain, 1);
+                return -EAGAIN;
+        case 1: atomic_fetch_add(&c->eintr, 1); return -EINTR;
+        case 2:
+        case 3:
+        case 4:
+        case 5:
+                if (len > 1) {
+                        len = 1 + (roll >> 4) % (len < 64 ? len : 64);
+                        atomic_fetch_add(&c->cut, 1);
+                }
+                break;
+        default: break;
+        }
+        ssize_t n = conduit_flow_read(c->inner, buf, len);
+        if (n == -EAGAIN)
+                c->wants = conduit_flow_wants(c->inner);
+        return n;
+}
+
+static ssize_t chaos_writev(conduit_flow *f, const struct iovec *iov, int iovcnt)
+{
+        struct chaos *c = conduit_flow_impl(f);
+        unsigned roll = (unsigned)rand_r(&c->wseed);
+        c->wants = CONDUIT_WANT_WRITE;
+        struct iovec cut[16];
+        switch (roll % 16) {
+        case 0: atomic_fetch_add(&c->eagain, 1); return -EAGAIN;
+        case 1: atomic_fetch_add(&c->eintr, 1); return -EINTR;
+        case 2:
+        case 3:
+        case 4:
+        case 5: {
+                /* the first 1..200 bytes, in at most 16 pieces */
+                size_t limit = 1 + (roll >> 4) % 200, total = 0;
+                int n = 0;
+                for (int i = 0; i < iovcnt && n < 16 && total < limit; i++) {
+                        if (iov[i].iov_len == 0)
+                                continue;
+                        size_t l = iov[i].iov_len < limit - total ? iov[i].iov_len : limit - total;
+                        cut[n++] = (struct iovec){ iov[i].iov_base, l };
+                        total += l;
+                }
+                if (n > 0) {
+                        atomic_fetch_add(&c->cut, 1);
+                        iov = cut;
+                        iovcnt = n;
+                }
+                break;
+        }
+        default: break;
+        }
+        ssize_t n = conduit_flow_writev(c->inner, iov, iovcnt);
+        if (n == -EAGAIN)
+                c->wants = conduit_flow_wants(c->inner);
+        return n;
+}
+
+static int chaos_shutdown(conduit_flow *f, int how)
+{
+        return conduit_flow_shutdown(((struct chaos *)conduit_flow_impl(f))->inner, how);
+}
+
+static int chaos_wants(conduit_flow *f)
+{
+        return ((struct chaos *)conduit_flow_impl(f))->wants;
+}
+
+static size_t chaos_pending(conduit_flow *f)
+{
+        return conduit_flow_pending(((struct chaos *)conduit_flow_impl(f))->inner);
+}
+
+static int chaos_get_fd(conduit_flow *f, int want)
+{
+        return conduit_flow_poll_fd(((struct chaos *)conduit_flow_impl(f))->inner, want);
+}
+
+static void chaos_destroy(conduit_flow *f)
+{
+        struct chaos *c = conduit_flow_impl(f);
+        conduit_flow_free(c->inner);
+        free(c);
+}
+
+static const conduit_flow_ops chaos_ops = {
+        .name = "chaos",
+        .read = chaos_read,
+        .writev = chaos_writev,
+        .shutdown = chaos_shutdown,
+        .wants = chaos_wants,
+        .pending = chaos_pending,
+        .get_fd = chaos_get_fd,
+        .destroy = chaos_destroy,
+};
+
+/* Puts a chaotic flow (seeded with seed) between flow i of p and what goes
+ * over it. */
+static struct chaos *chaos_wrap(struct pair *p, int i, unsigned seed)
+{
+        struct chaos *c = calloc(1, sizeof(*c));
+        ck_assert_ptr_nonnull(c);
+        c->inner = p->f[i];
+        c->rseed = seed;
+        c->wseed = seed * 2654435761u + 1;
+        flow_ok(c->inner, conduit_flow_set_nonblocking(c->inner, true));
+        tc_ok(conduit_flow_new(&chaos_ops, c, &p->f[i]));
+        return c;
+}
+
+static const size_t chaos_sizes[] = { 1, 70001, 600000 };
+#define NCHAOS ((int)(sizeof(chaos_sizes) / sizeof(chaos_sizes[0])))
+
+/* TLS over the chaotic transport over this row's flows: the handshake
+ * completes and a full-duplex transfer arrives intact, however the
+ * transport cuts and fails its calls. */
+START_TEST(test_chaos_tls)
+{
+        static const struct transport layer = { .name = "TLS over chaos" };
+        size_t n = chaos_sizes[_i];
+        struct pair p;
+        pair_open(&p);
+        struct chaos *ch[2];
+        for (int i = 0; i < 2; i++)
+                ch[i] = chaos_wrap(&p, i, 1234u + (unsigned)(_i * 2 + i));
+        tls_wrap_pair(&p, &layer);
+        transfer_on(&p, n, _i % 2 ? XFER_WRITEV : XFER_WRITE);
+        unsigned eagain = 0, eintr = 0, cut = 0;
+        for (int i = 0; i < 2; i++) {
+                eagain += atomic_load(&ch[i]->eagain);
+                eintr += atomic_load(&ch[i]->eintr);
+                cut += atomic_load(&ch[i]->cut);
+        }
+        /* the faults happened (a seeded schedule: this is deterministic per
+         * row up to thread timing, and every kind is common) */
+        ck_assert_msg(eagain > 0 && eintr > 0 && cut > 0,
+                      "[%s] faults injected: %u -EAGAIN, %u -EINTR, %u short", transport->name,
+                      eagain, eintr, cut);
+        pair_teardown(&p);
+}
+END_TEST
+
+/* The smallest kernel send buffer on both ends (the kernel rounds 1 up to
+ * its minimum, about 4 KiB): writes are accepted a few KiB at a time, and
+ * a full-duplex transfer still completes intact. (A tiny receive buffer
+ * too would make loopback TCP crawl on zero-window probes: the kernel's
+ * pace, not the flow's.) */
+START_TEST(test_tiny_buffers)
+{
+        struct pair p;
+        pair_open(&p);
+        for (int i = 0; i < 2; i++) {
+                flow_ok(p.f[i], conduit_flow_set_buffer_sizes(p.f[i], 0, 1));
+                conduit_flow *t = p.transport_flow[i] ? p.transport_flow[i] : p.f[i];
+                int fd = conduit_flow_fd(t), sz = 0;
+                socklen_t len = sizeof(sz);
+                ck_assert_int_ge(fd, 0);
+                ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, &len), 0);
+                ck_assert_msg(sz <= 16384, "[%s] SO_SNDBUF is %d after asking for 1",
+                              transport->name, sz);
+        }
+        transfer_on(&p, MIB + 1, XFER_WRITE);
+        pair_teardown(&p);
+}
+END_TEST
+
+/* Runs fn in a child process with SIGPIPE at its default disposition and
+ * unblocked, so that a SIGPIPE kills it: the test fails if it was killed
+ * or returned non-zero (fn reports details on stderr). */
+static void run_forked(int (*fn)(void), const char *what)
+{
+        struct sigaction sa;
+        ck_assert_int_eq(sigaction(SIGPIPE, NULL, &sa), 0);
+        ck_assert_msg(sa.sa_handler == SIG_DFL && !(sa.sa_flags & SA_SIGINFO),
+                      "SIGPIPE must be at its default disposition for this test");
+        const char *ckfork = getenv("CK_FORK");
+        if (ckfork && strcmp(ckfork, "no") == 0) {
+                /* no process of our own to lose: a SIGPIPE ends the run */
+                ck_assert_int_eq(fn(), 0);
+                return;
+        }
+        fflush(stdout);
+        fflush(stderr);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                sigset_t pipe_set;
+                sigemptyset(&pipe_set);
+                sigaddset(&pipe_set, SIGPIPE);
+                sigprocmask(SIG_UNBLOCK, &pipe_set, NULL);
+                _exit(fn());
+        }
+        int status = 0;
+        while (waitpid(pid, &status, 0) < 0)
+                ck_assert_int_eq(errno, EINTR);
+        ck_assert_msg(!WIFSIGNALED(status), "[%s] %s: the process was killed by signal %d (%s)",
+                      transport->name, what, WTERMSIG(status), strsignal(WTERMSIG(status)));
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "[%s] %s: check %d failed (details on stderr)", transport->name, what,
+                      WEXITSTATUS(status));
+}
+
+/* The peer goes away with data unread while a writer is blocked in the
+ * middle of a long transfer: the writer wakes with -ECONNRESET or -EPIPE
+ * (never a SIGPIPE), a read ends as after a vanished peer, and the errors
+ * stay. */
+static int reset_child(void)
+{
+        const size_t big = 64 * MIB;
+        int rc = 0;
+        struct pair p;
+        pair_open(&p);
+        conduit_flow *c = p.f[C], *s = p.f[S];
+        uint8_t *out = calloc(1, big);
+        if (!out)
+                return 10;
+        struct xfer w = { .f = c, .out = out, .out_len = big };
+        pthread_t t = tc_spawn(xfer_writer, &w);
+        static uint8_t buf[65536];
+        size_t got = 0;
+        for (int i = 0; i < 100000 && got < 256 * 1024; i++) {
+                ssize_t r = conduit_flow_read(s, buf, sizeof(buf));
+                if (r <= 0) {
+                        fprintf(stderr, "[%s] server read: %zd (%s)\n", transport->name, r,
+                                conduit_strerror((int)r));
+                        rc = 1;
+                        break;
+                }
+                got += (size_t)r;
+        }
+        pair_free(&p, S); /* unread data: TCP and Unix sockets reset */
+        tc_join(t);
+        if (w.wrote != -ECONNRESET && w.wrote != -EPIPE) {
+                fprintf(stderr, "[%s] write during the reset: %zd (%s) [%s]\n", transport->name,
+                        w.wrote, conduit_strerror((int)w.wrote), w.wmsg);
+                rc = 2;
+        }
+        ssize_t again = conduit_flow_write(c, buf, 1);
+        if (again != -ECONNRESET && again != -EPIPE) {
+                fprintf(stderr, "[%s] write after the reset: %zd (%s)\n", transport->name, again,
+                        conduit_strerror((int)again));
+                rc = 3;
+        }
+        ssize_t r = conduit_flow_read(c, buf, sizeof(buf));
+        if (!vanished_read_end(r) || conduit_flow_read(c, buf, sizeof(buf)) != r) {
+                fprintf(stderr, "[%s] read after the reset: %zd (%s) [%s]\n", transport->name, r,
+                        conduit_strerror((int)r), conduit_flow_error_message(c));
+                rc = 4;
+        }
+        free(out);
+        pair_teardown(&p);
+        return rc;
+}
+
+START_TEST(test_reset_mid_transfer)
+{
+        run_forked(reset_child, "peer reset in the middle of a transfer");
+}
+END_TEST
+
+/* The peer is another process, stopped with SIGSTOP: read, write and close
+ * deadlines fire. */
+START_TEST(test_stopped_peer)
+{
+        struct pair p;
+        pair_open(&p);
+        conduit_flow *c = p.f[C];
+        fflush(stdout);
+        fflush(stderr);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                /* the peer: echoes until EOF; the client is the parent's */
+                static uint8_t buf[65536];
+                for (int i = 0; i < 1000000; i++) {
+                        ssize_t r = conduit_flow_read(p.f[S], buf, sizeof(buf));
+                        if (r <= 0)
+                                _exit(r == 0 ? 0 : 1);
+                        if (conduit_flow_write(p.f[S], buf, (size_t)r) != r)
+                                _exit(2);
+                }
+                _exit(3);
+        }
+        char echo[5];
+        tc_write_all(c, "ping", 4);
+        read_exact(c, echo, 4);
+        ck_assert(memcmp(echo, "ping", 4) == 0);
+        ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+        int status = 0;
+        while (waitpid(pid, &status, WUNTRACED) < 0)
+                ck_assert_int_eq(errno, EINTR);
+        ck_assert(WIFSTOPPED(status));
+
+        flow_ok(c, conduit_flow_set_timeout(c, CONDUIT_TIMEOUT_READ, 200));
+        tc_write_all(c, "x", 1);
+        flow_err(c, conduit_flow_read(c, echo, 1), -ETIMEDOUT);
+        if (transport->buffer_sizes)
+                flow_ok(c, conduit_flow_set_buffer_sizes(c, 4096, 4096));
+        const size_t big = 16 * MIB; /* more than the buffers between the two */
+        uint8_t *zeros = calloc(1, big);
+        ck_assert_ptr_nonnull(zeros);
+        flow_ok(c, conduit_flow_set_timeout(c, CONDUIT_TIMEOUT_WRITE, 200));
+        flow_err(c, conduit_flow_write(c, zeros, big), -ETIMEDOUT);
+        free(zeros);
+        flow_ok(c, conduit_flow_set_timeout(c, CONDUIT_TIMEOUT_CLOSE, 200));
+        int r = conduit_flow_close(c);
+        pair_released(&p, C);
+        tc_err(r, -ETIMEDOUT);
+
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        while (waitpid(pid, &status, 0) < 0)
+                ck_assert_int_eq(errno, EINTR);
+        pair_teardown(&p);
+}
+END_TEST
+
+/* A listener at the process's descriptor limit: accept fails with -EMFILE,
+ * without losing the connection, and succeeds once a descriptor is free
+ * (the pair's server is accepted that way, see accept_server()). */
+START_TEST(test_emfile)
+{
+        /* valgrind virtualises RLIMIT_NOFILE: the kernel accepts, valgrind
+         * then closes the new descriptor and reports EMFILE, losing the
+         * connection this test relies on */
+        if (getenv("CONDUIT_UNDER_VALGRIND"))
+                return;
+        emfile_probe = true;
+        emfile_probed = 0;
+        struct pair p;
+        pair_open(&p);
+        ck_assert_int_eq(emfile_probed, 1);
+        tc_write_all(p.f[C], "after", 5);
+        expect_data(p.f[S], "after");
+        tc_write_all(p.f[S], "EMFILE", 6);
+        expect_data(p.f[C], "EMFILE");
         pair_teardown(&p);
 }
 END_TEST
@@ -2459,6 +2863,17 @@ static Suite *conformance_suite(void)
         tcase_add_test(tc, test_attributes);
         tc = tcase(s, "leaks");
         tcase_add_test(tc, test_no_fd_leak);
+        tc = tcase(s, "faults");
+        tcase_add_loop_test(tc, test_chaos_tls, 0, NCHAOS);
+        tcase_add_test(tc, test_reset_mid_transfer);
+        if (transport->buffer_sizes)
+                tcase_add_test(tc, test_tiny_buffers);
+        const struct transport *plain = plain_row(transport);
+        if (plain->open != open_memory)
+                tcase_add_test(tc, test_stopped_peer);
+        if (plain->open == open_tcp4 || plain->open == open_tcp6 || plain->open == open_unix ||
+            plain->open == open_abstract || plain->open == open_vsock || plain->open == open_hyperv)
+                tcase_add_test(tc, test_emfile);
         if (transport->tls_over) {
                 tc = tcase(s, "tls");
                 tcase_add_test(tc, test_key_update);
