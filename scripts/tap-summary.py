@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Counts TAP results across meson test logs; prints "N passed, N failed".
+"""Counts TAP results across meson test logs (testlog.json) and plain TAP
+files (*.tap: ok/not ok lines and a plan); prints "N passed, N failed".
 
 A test program that failed without reporting a failing TAP line (a crash, a
 timeout, a valgrind error at exit) counts as one failure of its own."""
@@ -14,6 +15,19 @@ for path in sys.argv[1:]:
     except OSError:
         print(f"missing log {path}: counted as a failure")
         failed += 1
+        continue
+    if path.endswith(".tap"):
+        p = sum(1 for l in lines if re.match(r"^ok\b", l))
+        f = sum(1 for l in lines if re.match(r"^not ok\b", l))
+        plan = [int(m.group(1)) for l in lines for m in [re.match(r"^1\.\.(\d+)", l)] if m]
+        if plan and p + f < plan[0]:
+            print(f"{path}: {p + f} of {plan[0]} planned results: the rest counted as failures")
+            f += plan[0] - p - f
+        if not plan and p + f == 0:
+            print(f"{path}: no results: counted as a failure")
+            f = 1
+        passed += p
+        failed += f
         continue
     for line in lines:
         t = json.loads(line)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what is missing, then builds
-# and tests four ways — gcc (all suites, the QEMU guest tests of tests/vm/
-# included), gcc under valgrind memcheck, gcc with ASan+UBSan, and a clang
-# -Werror build — and ends with "N passed, N failed".
+# and tests five ways — gcc (all suites, the QEMU guest tests of tests/vm/
+# included), gcc under valgrind memcheck, gcc with ASan+UBSan, a clang
+# -Werror build, and every libFuzzer target for 60 seconds (FUZZ_SECONDS)
+# under clang ASan+UBSan — and ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 scripts/deps.sh test || exit 1
@@ -34,6 +35,19 @@ if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
   logs+=(build-asan/meson-logs/testlog.json)
 fi
 CC=clang setup build-clang || status=1
+# libFuzzer targets (tests/fuzz/), 60 seconds each under ASan+UBSan: only
+# the fuzz targets are built there (a clang ASan build of libconduit.so
+# does not link with -Wl,--no-undefined)
+if [ ! -f build-fuzz/build.ninja ]; then
+  CC=clang run meson setup build-fuzz -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+fi
+if run meson compile -C build-fuzz fuzz; then
+  tests/fuzz/run.sh "${FUZZ_SECONDS:-60}" build-fuzz | tee build-fuzz/fuzz.tap
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+else
+  echo "not ok 1 - the fuzz targets did not build" > build-fuzz/fuzz.tap
+fi
+logs+=(build-fuzz/fuzz.tap)
 
 python3 scripts/tap-summary.py "${logs[@]}" || status=1
 exit $status

@@ -7,9 +7,10 @@
 #   ninja -C BUILDDIR fuzz
 # Usage: tests/fuzz/run.sh [SECONDS] [BUILDDIR]   (BUILDDIR default: build)
 # Environment: FUZZ_TARGETS="uri resolver ..." runs a subset; FUZZ_OUT is
-# where the work directory goes (default /tmp). Prints one line per target
-# with its executions count; exits non-zero if any target failed (crash,
-# leak, timeout, OOM), naming the reproducer, which is kept with the logs.
+# where the work directory goes (default /tmp). Prints TAP: one line per
+# target with its executions count; exits non-zero if any target failed
+# (crash, leak, timeout, OOM), naming the reproducer, which is kept with
+# the logs.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,7 +31,11 @@ done
 
 work=$(mktemp -d "${FUZZ_OUT:-/tmp}/conduit-fuzz.XXXXXX") || exit 2
 failed=0
+n=0
+set -- $targets
+echo "1..$#"
 for t in $targets; do
+        n=$((n + 1))
         dir=$work/$t
         mkdir -p "$dir/corpus" "$dir/artifacts" "$dir/tmp"
         cp -R "$here/corpus/$t/." "$dir/corpus/"
@@ -46,17 +51,18 @@ for t in $targets; do
         corpus=$(find "$dir/corpus" -type f | wc -l)
         repro=$(find "$dir/artifacts" -type f | head -n 1)
         if [ $rc -eq 0 ] && [ -z "$repro" ]; then
-                printf 'fuzz-%-10s ok      %s executions in %ss, corpus %s inputs\n' "$t" \
+                printf 'ok %d - fuzz-%s: %s executions in %ss, corpus %s inputs\n' "$n" "$t" \
                         "${execs:-?}" "$secs" "$corpus"
         else
                 failed=1
-                printf 'fuzz-%-10s FAILED  (exit %s) after %s executions: reproducer %s, log %s\n' \
-                        "$t" "$rc" "${execs:-?}" "${repro:-none}" "$dir/log"
+                printf 'not ok %d - fuzz-%s: exit %s after %s executions: reproducer %s, log %s\n' \
+                        "$n" "$t" "$rc" "${execs:-?}" "${repro:-none}" "$dir/log"
+                grep -v '^#[0-9]' "$dir/log" | tail -n 40 | sed 's/^/# /'
         fi
 done
 if [ $failed -eq 0 ]; then
         rm -rf "$work"
 else
-        echo "run.sh: replay with: $build/tests/fuzz/fuzz-NAME REPRODUCER (work directory $work kept)"
+        echo "# run.sh: replay with: $build/tests/fuzz/fuzz-NAME REPRODUCER (work directory $work kept)"
 fi
 exit $failed
