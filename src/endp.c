@@ -14,15 +14,32 @@
 #include "resolver/options.h"
 #include "util.h"
 
-conduit_endp *conduit__endp_new(conduit_endp_kind kind)
+/* An endp with room for a path of path_len bytes and its NUL right after
+ * the struct (path_room > 0): e->path then points there, one allocation
+ * for both, as copies and endps made from socket addresses have it (a
+ * flow's endps are made for every connection). The parser's endps own a
+ * separate path. */
+static conduit_endp *endp_alloc(conduit_endp_kind kind, size_t path_room)
 {
-        conduit_endp *e = calloc(1, sizeof(*e));
+        conduit_endp *e = calloc(1, sizeof(*e) + path_room);
         if (!e)
                 return NULL;
         e->kind = kind;
         e->fd = -1;
         e->family = AF_UNSPEC;
+        if (path_room)
+                e->path = (char *)(e + 1);
         return e;
+}
+
+static bool path_inline(const conduit_endp *e)
+{
+        return e->path == (const char *)(e + 1);
+}
+
+conduit_endp *conduit__endp_new(conduit_endp_kind kind)
+{
+        return endp_alloc(kind, 0);
 }
 
 conduit_endp *conduit_endp_free(conduit_endp *e)
@@ -31,7 +48,8 @@ conduit_endp *conduit_endp_free(conduit_endp *e)
                 return NULL;
         free(e->host);
         free(e->zone);
-        free(e->path);
+        if (!path_inline(e))
+                free(e->path);
         for (size_t i = 0; i < CONDUIT__OPT_COUNT; i++)
                 if (e->opt[i]) /* mostly unset: no call for those */
                         free(e->opt[i]);
@@ -44,7 +62,7 @@ int conduit_endp_copy(const conduit_endp *e, conduit_endp **ret)
 {
         if (!e || !ret)
                 return -EINVAL;
-        conduit_endp *c = malloc(sizeof(*c));
+        conduit_endp *c = malloc(sizeof(*c) + (e->path ? e->path_len + 1 : 0));
         if (!c)
                 return -ENOMEM;
         *c = *e;
@@ -54,11 +72,8 @@ int conduit_endp_copy(const conduit_endp *e, conduit_endp **ret)
         c->path = NULL;
         c->inner = NULL;
         if (e->path) {
-                c->path = malloc(e->path_len + 1);
-                if (c->path)
-                        memcpy(c->path, e->path, e->path_len + 1);
-                else
-                        ok = false;
+                c->path = (char *)(c + 1);
+                memcpy(c->path, e->path, e->path_len + 1);
         }
         for (size_t i = 0; i < CONDUIT__OPT_COUNT; i++)
                 if (e->opt[i])
@@ -181,18 +196,17 @@ int conduit_endp_from_sockaddr(const struct sockaddr *sa, socklen_t len, conduit
                                 return -EINVAL;
                         n = sizeof(un->sun_path);
                 }
-                if (!(e = conduit__endp_new(CONDUIT_ENDP_UNIX)))
-                        return -ENOMEM;
                 const char *p = un->sun_path;
-                if (n > 0 && p[0] == '\0') {
-                        e->abstract = true;
+                bool abstract = n > 0 && p[0] == '\0';
+                if (abstract) {
                         p++;
                         n--;
                 } else {
                         n = strnlen(p, n);
                 }
-                if (!(e->path = malloc(n + 1)))
-                        goto nomem;
+                if (!(e = endp_alloc(CONDUIT_ENDP_UNIX, n + 1)))
+                        return -ENOMEM;
+                e->abstract = abstract;
                 memcpy(e->path, p, n);
                 e->path[n] = '\0';
                 e->path_len = n;

@@ -209,7 +209,12 @@ static int accept_socket(conduit_listener *l, bool wait, int64_t deadline, condu
                                 return set_error(l, r, "out of memory");
                         }
                         conduit_endp *peer = NULL, *local = NULL;
-                        if (len > 0)
+                        /* A Unix peer is asked for when wanted (getpeername()
+                         * answers even after the peer closed; it is mostly
+                         * unnamed and rarely asked): one record less per
+                         * connection. An IP peer is kept now: a reset
+                         * connection no longer tells. */
+                        if (len > 0 && l->s.bound->kind != CONDUIT_ENDP_UNIX)
                                 conduit__sock_endp(l->s.ops, (struct sockaddr *)&ss, len, &peer);
                         /* getsockname() would show the /proc detour of a
                          * long path: the local end is the path bound (for

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -437,6 +438,56 @@ START_TEST(forked_child_leaves_the_socket_file)
 }
 END_TEST
 
+/* An accepted Unix flow's peer is the client's address — unnamed, or the
+ * name the client bound — and stays known after the client has gone (the
+ * listener asks for it when it is first wanted). */
+START_TEST(unix_peer_after_client_gone)
+{
+        char *name = tc_abstract_name(), *lname = tc_abstract_name(), *luri = NULL, *uri = NULL;
+        ck_assert_int_ge(asprintf(&luri, "unix-abstract:%s", lname), 0);
+        conduit_listener *l = tc_listen(luri, &uri);
+        conduit_flow *s = NULL;
+        /* an unnamed client */
+        conduit_flow *c = NULL;
+        tc_ok(conduit_connect(NULL, uri, &c));
+        tc_ok(conduit_listener_accept(l, &s));
+        conduit_flow_free(c);
+        const conduit_endp *peer = conduit_flow_peer(s);
+        ck_assert_ptr_nonnull(peer);
+        ck_assert_int_eq(conduit_endp_get_kind(peer), CONDUIT_ENDP_UNIX);
+        size_t len = 99;
+        ck_assert_ptr_nonnull(conduit_endp_get_path(peer, &len));
+        ck_assert_uint_eq(len, 0);
+        conduit_flow_free(s);
+        /* a client bound to an abstract name */
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        size_t n = strlen(name);
+        memcpy(sa.sun_path + 1, name, n);
+        socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, salen), 0);
+        struct sockaddr_storage ls;
+        socklen_t lslen = 0;
+        tc_ok(conduit_endp_to_sockaddr(conduit_listener_endp(l), &ls, &lslen));
+        ck_assert_int_eq(connect(fd, (struct sockaddr *)&ls, lslen), 0);
+        tc_ok(conduit_listener_accept(l, &s));
+        close(fd);
+        peer = conduit_flow_peer(s);
+        ck_assert_ptr_nonnull(peer);
+        ck_assert(conduit_endp_is_abstract(peer));
+        const char *got = conduit_endp_get_path(peer, &len);
+        ck_assert_uint_eq(len, n);
+        ck_assert(memcmp(got, name, n) == 0);
+        conduit_flow_free(s);
+        conduit_listener_free(l);
+        free(uri);
+        free(luri);
+        free(lname);
+        free(name);
+}
+END_TEST
+
 START_TEST(borrowed_socket_flags_untouched)
 {
         for (int nb = 0; nb < 2; nb++) {
@@ -484,6 +535,7 @@ static Suite *suite(void)
         tcase_add_test(tc, unlink_spares_a_live_listener);
         tcase_add_test(tc, forked_child_leaves_the_socket_file);
         tcase_add_test(tc, borrowed_socket_flags_untouched);
+        tcase_add_test(tc, unix_peer_after_client_gone);
         suite_add_tcase(s, tc);
         return s;
 }
