@@ -39,7 +39,7 @@ export TMP # for the bash -c pipelines
 SDIR=$(mktemp -d /tmp/cts.XXXXXX) || exit 1
 CLEANUP_DIRS+=("$SDIR")
 PKI=$TMP/pki
-tap_plan 38
+tap_plan 39
 make_test_data
 
 # ---- helpers --------------------------------------------------------------------
@@ -596,6 +596,14 @@ verify_insecure() {
         tls_trace_has 'verify result [1-9][0-9]* \(not verified\)$' "the verification result"
 }
 
+# verify=0 in the URI: the same warning, naming the URI.
+verify_uri_insecure() {
+        start_s_server tcp4 wrong stop || return 1
+        cat_to_s_server "tls+tcp://localhost:$PORT?verify=0" || return 1
+        grep -q "^conduit-cat: warning: tls+tcp://localhost:$PORT?verify=0: verify=0: .*not verified" \
+                "$D/cat.err" || { why "no warning that the URI turned verification off"; return 1; }
+}
+
 # A URI option wins over the flag: verify=1 in the URI undoes --insecure.
 verify_uri_wins() {
         start_s_server tcp4 wrong stop || return 1
@@ -756,6 +764,7 @@ need "verify: IP literal not in the IP SANs exits 6" verify_wrong_ip
 need "verify: on by default, unknown CA (system store) exits 6" verify_unknown_ca
 need "verify: --insecure accepts the wrong host, with a warning" verify_insecure
 need "verify: the URI's verify=1 wins over --insecure" verify_uri_wins
+need "verify: verify=0 in a URI is warned about" verify_uri_insecure
 need "pin: the right pin accepts the wrong-host certificate" verify_pin
 need "pin: a wrong pin exits 6 and says so" verify_wrong_pin
 REQ="openssl"

@@ -1398,6 +1398,30 @@ static int usage_error(const char *fmt, ...)
         return CAT_EXIT_USAGE;
 }
 
+/* A URI that turns TLS verification off is warned about as --insecure is:
+ * a client that does not verify talks to whoever answers, a server with
+ * verify=0 takes any client certificate. (A URI that fails to parse is
+ * reported where it is used.) */
+static void warn_unverified(struct cat *c)
+{
+        for (int i = 0; i < c->nuri; i++) {
+                conduit_endp *e = NULL;
+                if (conduit_ctx_parse(c->ctx, c->uri[i], &e) < 0)
+                        continue;
+                for (const conduit_endp *t = e; t && conduit_endp_get_kind(t) == CONDUIT_ENDP_TLS;
+                     t = conduit_endp_get_inner(t)) {
+                        const char *v = conduit_endp_get_option(t, "verify");
+                        if (v && strcmp(v, "0") == 0) {
+                                report("warning: %s: verify=0: TLS peers are not verified "
+                                       "(certificate chain and name unchecked)",
+                                       c->uri[i]);
+                                break;
+                        }
+                }
+                conduit_endp_free(e);
+        }
+}
+
 /* Sets the TLS flags as the context's defaults. Returns -1 to go on, or
  * the exit status of a usage error (a value the library rejects). */
 static int apply_tls_flags(struct cat *c)
@@ -1417,6 +1441,8 @@ static int apply_tls_flags(struct cat *c)
         if (c->insecure)
                 report("warning: --insecure: TLS peers are not verified (certificate chain "
                        "and name unchecked)");
+        if (!c->resolve_uri)
+                warn_unverified(c);
         return -1;
 }
 
