@@ -135,11 +135,23 @@ download_kernel() {
         }
         note "fetching $pkg into $CACHE"
         tmp=$(mktemp -d "$CACHE/.fetch.XXXXXX") || return 1
-        # apt's warning that the _apt user cannot write here is harmless
-        if ! (cd "$tmp" && apt-get download -q "$pkg") >>"$WORK/log" 2>&1; then
-                rm -rf "$tmp"
-                return 1
-        fi
+        # apt's warning that the _apt user cannot write here is harmless.
+        # A mirror can fail for a moment: three tries, the package lists
+        # refreshed before the last (as root), a pause between them.
+        local try
+        for try in 1 2 3; do
+                (cd "$tmp" && apt-get download -q "$pkg") >>"$WORK/log" 2>&1 && break
+                rm -f "$tmp"/*.deb
+                if [ "$try" = 3 ]; then
+                        rm -rf "$tmp"
+                        return 1
+                fi
+                note "fetching $pkg failed (try $try of 3): trying again"
+                sleep $((10 * try))
+                if [ "$try" = 2 ] && [ "$(id -u)" = 0 ]; then
+                        apt-get update -qq >>"$WORK/log" 2>&1
+                fi
+        done
         deb=$(ls "$tmp"/*.deb 2>/dev/null | head -n 1)
         if [ -z "$deb" ] || ! dpkg -x "$deb" "$tmp/root" >>"$WORK/log" 2>&1; then
                 rm -rf "$tmp"
