@@ -2378,6 +2378,14 @@ START_TEST(test_attributes)
                 flow_err(f, conduit_flow_set_timeout(f, (conduit_timeout)6, 1), -EINVAL);
                 flow_err(f, conduit_flow_set_timeout(f, CONDUIT_TIMEOUT_READ, -5), 0);
                 ck_assert_int_eq(conduit_flow_get_timeout(f, CONDUIT_TIMEOUT_READ), -1);
+                /* the descriptors the library made are not inherited by
+                 * programs the process runs (the fd row's are the test's) */
+                conduit_flow *t = p.transport_flow[i] ? p.transport_flow[i] : f;
+                int fd = conduit_flow_fd(t);
+                if (fd >= 0 && plain_row(transport)->open != open_fd)
+                        ck_assert_msg(fcntl(fd, F_GETFD) & FD_CLOEXEC,
+                                      "[%s] descriptor %d of flow %d has no FD_CLOEXEC",
+                                      transport->name, fd, i);
         }
         /* the flow still works after all that */
         tc_write_all(p.f[C], "ok", 2);

@@ -45,6 +45,7 @@ START_TEST(tcp_port_zero)
                 long long port = conduit_endp_get_port(conduit_listener_endp(l));
                 ck_assert_msg(port > 0 && port < 65536, "%s bound port %lld", uris[i], port);
                 ck_assert_int_ge(conduit_listener_fd(l), 0);
+                ck_assert(fcntl(conduit_listener_fd(l), F_GETFD) & FD_CLOEXEC);
                 roundtrip(l, uri);
                 conduit_listener_free(l);
                 free(uri);
@@ -149,6 +150,7 @@ START_TEST(unix_path_lifecycle)
         snprintf(path, sizeof(path), "%s/srv.sock", dir);
         snprintf(uri, sizeof(uri), "unix://%s", path);
         conduit_listener *l = tc_listen(uri, NULL);
+        ck_assert(fcntl(conduit_listener_fd(l), F_GETFD) & FD_CLOEXEC);
         struct stat st;
         ck_assert_int_eq(stat(path, &st), 0);
         ck_assert(S_ISSOCK(st.st_mode));
