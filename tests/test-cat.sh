@@ -21,7 +21,7 @@ TESTDIR=${CONDUIT_TESTDIR:-$(dirname "$0")}
 
 conduit_cat_command "$CAT_BIN" 60 # TO: seconds any one step may take
 tap_tmpdir "${TMPDIR:-/tmp}/conduit-cat-test.XXXXXX"
-tap_plan 51
+tap_plan 52
 make_test_data
 
 # ---- transports -------------------------------------------------------------------
@@ -308,6 +308,53 @@ else
                 "$NAME_SPLICE_RESET"; do
                 skip "$name" "socat or python3 not installed"
         done
+fi
+
+# -l without -k: one client. The listening socket is closed as soon as it
+# is accepted (its socket file removed), so a second client is refused,
+# while the first is relayed to the end.
+listen_one_client() {
+        local pid cpid rc i
+        timeout "$TO" "${CAT[@]}" -v -l "unix://$D/one.sock" </dev/null >"$D/out" 2>"$D/cat.err" &
+        pid=$!
+        BG+=("$pid")
+        listen_uri "$D/cat.err" "$pid" >/dev/null || { why "no 'listening on' line"; return 1; }
+        python3 - "$D/one.sock" "$D" "$TO" <<'PY' 2>"$D/py.err" &
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"first\n")
+deadline = time.monotonic() + float(sys.argv[3])
+while not os.path.exists(sys.argv[2] + "/second-tried") and time.monotonic() < deadline:
+    time.sleep(0.05)
+s.close()
+PY
+        cpid=$!
+        BG+=("$cpid")
+        for ((i = 0; i < TO * 20; i++)); do
+                [ -e "$D/one.sock" ] || break
+                sleep 0.05
+        done
+        [ ! -e "$D/one.sock" ] || { why "the socket file is still there after the accept"; return 1; }
+        if python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' \
+                "$D/one.sock" 2>/dev/null; then
+                why "a second client got in"
+                return 1
+        fi
+        touch "$D/second-tried"
+        wait_pid "$cpid" || { why "the first client failed: $(cat "$D/py.err")"; return 1; }
+        wait_pid "$pid"
+        rc=$?
+        [ "$rc" = 0 ] || { why "conduit-cat exited with $rc"; return 1; }
+        [ "$(cat "$D/out")" = first ] || { why "stdout: '$(cat "$D/out")'"; return 1; }
+        [ "$(grep -c '^conduit-cat: accepted from ' "$D/cat.err")" = 1 ] ||
+                { why "expected one 'accepted from' line"; return 1; }
+}
+NAME_ONE_CLIENT="-l without -k: one client; the socket file goes at once and a second client is refused"
+if $have_python; then
+        t "$NAME_ONE_CLIENT" listen_one_client
+else
+        skip "$NAME_ONE_CLIENT" "python3 not installed"
 fi
 
 # ---- -k: every client at once -------------------------------------------------------------
