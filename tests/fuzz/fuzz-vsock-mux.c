@@ -107,6 +107,17 @@ static void wait_readable(int fd, const char *what)
         FUZZ_CHECK(r > 0, "%s: nothing within 10 s", what);
 }
 
+/* sem_wait() that a signal does not cut short: libFuzzer's -timeout
+ * watchdog is a SIGALRM interval timer (every 16 s with run.sh's
+ * -timeout=30), and a wait it interrupted let an input be freed while the
+ * server thread had still to send it (a use-after-free in the harness,
+ * found by a 30-minute run). */
+static void sem_wait_all(sem_t *s)
+{
+        while (sem_wait(s) < 0)
+                FUZZ_CHECK(errno == EINTR, "sem_wait: %s", strerror(errno));
+}
+
 static void send_all(int fd, const uint8_t *p, size_t len)
 {
         while (len > 0) {
@@ -125,7 +136,7 @@ static void *server_main(void *arg)
 {
         (void)arg;
         for (;;) {
-                sem_wait(&go);
+                sem_wait_all(&go);
                 if (!payload)
                         return NULL;
                 wait_readable(listen_fd, "accept");
@@ -311,7 +322,7 @@ static void run_connect(const uint8_t *p, size_t len, bool lenient, bool event)
         int r = event ? event_connect(uri, &f) : conduit_connect(ctx, uri, &f);
         if (lenient) {
                 FUZZ_CHECK(r == 0, "lenient connect: %d (%s)", r, conduit_ctx_error_message(ctx));
-                sem_wait(&written); /* the model assumes the whole answer is there */
+                sem_wait_all(&written); /* the model assumes the whole answer is there */
                 size_t skip = model_lenient(p, len);
                 expect_stream(f, p + skip, len - skip, 4096, "lenient connect");
         } else {
@@ -325,10 +336,10 @@ static void run_connect(const uint8_t *p, size_t len, bool lenient, bool event)
                         FUZZ_CHECK(r == err, "strict connect: %d, expected %d (%s)", r, err,
                                    conduit_ctx_error_message(ctx));
                 }
-                sem_wait(&written);
+                sem_wait_all(&written);
         }
         conduit_flow_free(f);
-        sem_wait(&done);
+        sem_wait_all(&done);
         payload = (const uint8_t *)"";
 }
 
