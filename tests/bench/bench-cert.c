@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* conduit-bench: the throwaway certificate the TLS cases share. */
+/* conduit-bench and conduit-soak: the throwaway certificate the TLS cases
+ * share, and the removal of the scratch directory it goes in. */
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <openssl/bn.h>
 #include <openssl/evp.h>
@@ -65,4 +68,19 @@ void bench_make_cert(const char *cert_path, const char *key_path, bool rsa)
         need(fclose(f) == 0);
         X509_free(x);
         EVP_PKEY_free(k);
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        (void)st;
+        (void)flag;
+        (void)ftw;
+        if (remove(path) != 0)
+                fprintf(stderr, "could not remove %s: %s\n", path, strerror(errno));
+        return 0; /* the rest goes all the same */
+}
+
+void bench_rmtree(const char *dir)
+{
+        nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }

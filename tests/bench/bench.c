@@ -110,10 +110,7 @@ static char scratch[] = "/tmp/conduit-bench-XXXXXX";
 
 static void remove_scratch(void)
 {
-        char cmd[sizeof(scratch) + 16];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", scratch);
-        if (system(cmd) != 0)
-                fprintf(stderr, "conduit-bench: could not remove %s\n", scratch);
+        bench_rmtree(scratch);
 }
 
 static const struct {

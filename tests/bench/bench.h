@@ -34,6 +34,10 @@ void bench_record(const char *name, const char *against, const char *unit, bool 
  * trust anchor: the client's cafile) and its key: EC P-256, or RSA-2048. */
 void bench_make_cert(const char *cert_path, const char *key_path, bool rsa);
 
+/* Removes a scratch directory and what is in it (no shell; symbolic links
+ * are removed, not followed). Reports what it could not remove. */
+void bench_rmtree(const char *dir);
+
 /* The groups, in the order a full run takes them. */
 void bench_flow(const struct bench_opts *o);
 void bench_tls(const struct bench_opts *o);

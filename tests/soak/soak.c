@@ -523,10 +523,7 @@ static void run_until(long long limit)
 
 static void remove_scratch(void)
 {
-        char cmd[sizeof(scratch) + 16];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", scratch);
-        if (system(cmd) != 0)
-                fprintf(stderr, "conduit-soak: could not remove %s\n", scratch);
+        bench_rmtree(scratch);
 }
 
 static char *xprintf(const char *fmt, ...) CONDUIT_PRINTF(1, 2);
